@@ -1,0 +1,381 @@
+// CPU kernels of fused_norm_forward / fused_norm_backward.
+//
+// Forward: one statistics pass, per-(n, c) coefficients (norm_math.h), one apply pass.
+// Backward: one reduction pass (S1, P), per-(n, c) coefficients, one apply pass.
+// Instance norm (rho = None) needs no cross-channel totals, so each NCHW plane is reduced
+// and applied while it is still in cache. AdaLIN/LIN work sample by sample, so that the
+// second pass over a sample finds it in the last-level cache.
+//
+// Results do not depend on the thread count: every reduction runs over a fixed partition
+// (a plane, or a fixed block of channels_last rows) and partials are combined in order.
+#include "../norm_ops.h"
+#include "row_loops.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+namespace cyclegan_ext {
+namespace cpu {
+namespace {
+
+struct Shape {
+  int64_t N, C, M;
+};
+
+Shape shape_of(const at::Tensor& x) { return {x.size(0), x.size(1), x.size(2) * x.size(3)}; }
+
+// Rows of a channels_last sample reduced together: about 64 KiB, so the block's second
+// pass reads from L1/L2. Depends only on C, never on the thread count.
+int64_t rows_per_block(int64_t C, int64_t M) {
+  return std::min<int64_t>(M, std::max<int64_t>(4, 16384 / C));
+}
+
+// Grain for parallel loops over whole planes / rows: about 32K elements per task.
+int64_t grain_for(int64_t elements_per_item) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, elements_per_item));
+}
+
+template <typename T>
+struct Params {
+  const T* weight;  // (N, C)
+  const T* bias;    // (N, C)
+  const T* rho;     // (C,)
+  bool instance;    // rho is identically 1: no cross-channel totals needed
+};
+
+// Per-channel forward coefficients of sample n; rstd_c holds the m2 of each channel on entry.
+template <typename T>
+void sample_forward_coefficients(int64_t n, const Shape& s, const Params<T>& p, bool unbiased, T eps, T* mean_c,
+                                 T* rstd_c, T* mean_l, T* rstd_l, T* a, T* b) {
+  T* mc = mean_c + n * s.C;
+  T* rc = rstd_c + n * s.C;
+  sample_statistics(mc, rc, s.C, s.M, unbiased, eps, mean_l + n, rstd_l + n);
+  for (int64_t c = 0; c < s.C; ++c) {
+    forward_coefficients(p.weight[n * s.C + c], p.bias[n * s.C + c], p.rho[c], mc[c], rc[c], mean_l[n],
+                         rstd_l[n], a + c, b + c);
+  }
+}
+
+// ---------------------------------------------------------------- forward, NCHW
+
+template <typename T>
+void forward_nchw(const T* x, T* y, const Shape& s, const Params<T>& p, bool unbiased, T eps, int64_t act, T slope,
+                  T* mean_c, T* rstd_c, T* mean_l, T* rstd_l) {
+  const int64_t C = s.C, M = s.M;
+  const T u = unbiased ? T(1) : T(0);
+  if (p.instance) {
+    std::vector<T> m2(s.N * C);
+    at::parallel_for(0, s.N * C, grain_for(M), [&](int64_t begin, int64_t end) {
+      for (int64_t nc = begin; nc < end; ++nc) {
+        T mean, m2_nc;
+        run_moments(x + nc * M, M, &mean, &m2_nc);
+        const T rstd = rstd_from_m2(m2_nc, T(M) - u, eps);
+        mean_c[nc] = mean;
+        m2[nc] = m2_nc;
+        rstd_c[nc] = rstd;
+        T a, b;
+        forward_coefficients(p.weight[nc], p.bias[nc], T(1), mean, rstd, T(0), T(0), &a, &b);
+        run_apply(x + nc * M, y + nc * M, M, mean, a, b, act, slope);
+      }
+    });
+    // Layer statistics are part of the op's outputs even when unused.
+    for (int64_t n = 0; n < s.N; ++n) {
+      sample_statistics(mean_c + n * C, m2.data() + n * C, C, M, unbiased, eps, mean_l + n, rstd_l + n);
+    }
+    return;
+  }
+  std::vector<T> a(C), b(C);
+  for (int64_t n = 0; n < s.N; ++n) {
+    const T* xn = x + n * C * M;
+    at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) run_moments(xn + c * M, M, mean_c + n * C + c, rstd_c + n * C + c);
+    });
+    sample_forward_coefficients(n, s, p, unbiased, eps, mean_c, rstd_c, mean_l, rstd_l, a.data(), b.data());
+    at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        run_apply(xn + c * M, y + (n * C + c) * M, M, mean_c[n * C + c], a[c], b[c], act, slope);
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------- forward, channels_last
+
+// Channel moments of one channels_last sample x (M rows of C), blockwise two-pass, blocks
+// combined in order with Chan's formula. Writes mean and m2 per channel.
+template <typename T>
+void sample_moments_nhwc(const T* x, int64_t M, int64_t C, T* mean, T* m2) {
+  const int64_t rows = rows_per_block(C, M);
+  const int64_t blocks = (M + rows - 1) / rows;
+  std::vector<T> block_mean(blocks * C), block_m2(blocks * C);
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> d(C), q(C);
+    for (int64_t blk = begin; blk < end; ++blk) {
+      const int64_t r0 = blk * rows, r1 = std::min(M, r0 + rows);
+      const T count = T(r1 - r0);
+      T* bm = block_mean.data() + blk * C;
+      std::fill(bm, bm + C, T(0));
+      for (int64_t r = r0; r < r1; ++r) row_accumulate(x + r * C, bm, C);
+      for (int64_t c = 0; c < C; ++c) bm[c] /= count;
+      std::fill(d.begin(), d.end(), T(0));
+      std::fill(q.begin(), q.end(), T(0));
+      for (int64_t r = r0; r < r1; ++r) row_centered_accumulate(x + r * C, bm, d.data(), q.data(), C);
+      T* bq = block_m2.data() + blk * C;
+      for (int64_t c = 0; c < C; ++c) {
+        bq[c] = std::max(q[c] - d[c] * d[c] / count, T(0));
+        bm[c] += d[c] / count;
+      }
+    }
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    T mu = T(0), sq = T(0), count = T(0);
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const T bc = T(std::min(M, (blk + 1) * rows) - blk * rows);
+      chan_combine(mu, sq, count, block_mean[blk * C + c], block_m2[blk * C + c], bc);
+    }
+    mean[c] = mu;
+    m2[c] = sq;
+  }
+}
+
+template <typename T>
+void forward_nhwc(const T* x, T* y, const Shape& s, const Params<T>& p, bool unbiased, T eps, int64_t act, T slope,
+                  T* mean_c, T* rstd_c, T* mean_l, T* rstd_l) {
+  const int64_t C = s.C, M = s.M;
+  std::vector<T> a(C), b(C);
+  for (int64_t n = 0; n < s.N; ++n) {
+    const T* xn = x + n * M * C;
+    T* yn = y + n * M * C;
+    sample_moments_nhwc(xn, M, C, mean_c + n * C, rstd_c + n * C);
+    sample_forward_coefficients(n, s, p, unbiased, eps, mean_c, rstd_c, mean_l, rstd_l, a.data(), b.data());
+    const T* mu = mean_c + n * C;
+    at::parallel_for(0, M, grain_for(C), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) row_apply(xn + r * C, yn + r * C, mu, a.data(), b.data(), C, act, slope);
+    });
+  }
+}
+
+// ---------------------------------------------------------------- backward
+
+template <typename T>
+struct Saved {
+  const T* mean_c;
+  const T* rstd_c;
+  const T* mean_l;
+  const T* rstd_l;
+};
+
+template <typename T>
+struct GradOut {
+  T* dx;
+  T* dweight;  // (N, C)
+  T* dbias;    // (N, C)
+  T* drho;     // (N, C)
+};
+
+// Forward coefficients a, b of every channel of sample n, recomputed for the activation mask.
+template <typename T>
+void recompute_ab(int64_t n, const Shape& s, const Params<T>& p, const Saved<T>& st, T* a, T* b) {
+  for (int64_t c = 0; c < s.C; ++c) {
+    const int64_t nc = n * s.C + c;
+    forward_coefficients(p.weight[nc], p.bias[nc], p.rho[c], st.mean_c[nc], st.rstd_c[nc], st.mean_l[n],
+                         st.rstd_l[n], a + c, b + c);
+  }
+}
+
+// From per-channel S1, P of sample n: apply coefficients into A, B, Cc and parameter grads.
+template <typename T>
+void sample_backward_coefficients(int64_t n, const Shape& s, const Params<T>& p, const Saved<T>& st, bool unbiased,
+                                  const T* s1, const T* pp, T* A, T* B, T* Cc, const GradOut<T>& out) {
+  const int64_t C = s.C;
+  const T* gamma = p.weight + n * C;
+  const T* mc = st.mean_c + n * C;
+  T T1, T2;
+  sample_backward_totals(gamma, p.rho, mc, s1, pp, C, st.mean_l[n], st.rstd_l[n], &T1, &T2);
+  for (int64_t c = 0; c < C; ++c) {
+    const BackwardChannel<T> r = backward_channel(gamma[c], p.rho[c], mc[c], st.rstd_c[n * C + c], s1[c], pp[c],
+                                                  st.mean_l[n], st.rstd_l[n], T1, T2, C, s.M, unbiased);
+    A[c] = r.A;
+    B[c] = r.B;
+    Cc[c] = r.C;
+    out.dweight[n * C + c] = r.dgamma;
+    out.dbias[n * C + c] = r.dbeta;
+    out.drho[n * C + c] = r.drho;
+  }
+}
+
+template <typename T>
+void backward_nchw(const T* g, const T* x, const Shape& s, const Params<T>& p, const Saved<T>& st, bool unbiased,
+                   int64_t act, T slope, const GradOut<T>& out) {
+  const int64_t C = s.C, M = s.M;
+  if (p.instance) {
+    // rho = 1: no layer term, each plane's gradient depends on that plane only.
+    at::parallel_for(0, s.N * C, grain_for(M), [&](int64_t begin, int64_t end) {
+      for (int64_t nc = begin; nc < end; ++nc) {
+        const int64_t n = nc / C;
+        T a, b, s1, pp, A, B, Cc;
+        forward_coefficients(p.weight[nc], p.bias[nc], T(1), st.mean_c[nc], st.rstd_c[nc], T(0), T(0), &a, &b);
+        run_grad_sums(g + nc * M, x + nc * M, M, st.mean_c[nc], a, b, act, slope, &s1, &pp);
+        const BackwardChannel<T> r = backward_channel(p.weight[nc], T(1), st.mean_c[nc], st.rstd_c[nc], s1, pp,
+                                                      st.mean_l[n], st.rstd_l[n], T(0), T(0), C, M, unbiased);
+        A = r.A;
+        B = r.B;
+        Cc = r.C;
+        out.dweight[nc] = r.dgamma;
+        out.dbias[nc] = r.dbeta;
+        out.drho[nc] = T(0);
+        run_grad_apply(g + nc * M, x + nc * M, out.dx + nc * M, M, st.mean_c[nc], a, b, act, slope, A, B, Cc);
+      }
+    });
+    return;
+  }
+  std::vector<T> a(C), b(C), s1(C), pp(C), A(C), B(C), Cc(C);
+  for (int64_t n = 0; n < s.N; ++n) {
+    const int64_t base = n * C * M;
+    recompute_ab(n, s, p, st, a.data(), b.data());
+    at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        run_grad_sums(g + base + c * M, x + base + c * M, M, st.mean_c[n * C + c], a[c], b[c], act, slope,
+                      &s1[c], &pp[c]);
+      }
+    });
+    sample_backward_coefficients(n, s, p, st, unbiased, s1.data(), pp.data(), A.data(), B.data(), Cc.data(), out);
+    at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        const int64_t off = base + c * M;
+        run_grad_apply(g + off, x + off, out.dx + off, M, st.mean_c[n * C + c], a[c], b[c], act, slope, A[c], B[c],
+                       Cc[c]);
+      }
+    });
+  }
+}
+
+template <typename T>
+void backward_nhwc(const T* g, const T* x, const Shape& s, const Params<T>& p, const Saved<T>& st, bool unbiased,
+                   int64_t act, T slope, const GradOut<T>& out) {
+  const int64_t C = s.C, M = s.M;
+  const int64_t rows = rows_per_block(C, M);
+  const int64_t blocks = (M + rows - 1) / rows;
+  std::vector<T> a(C), b(C), s1(C), pp(C), A(C), B(C), Cc(C);
+  std::vector<T> block_s1(blocks * C), block_p(blocks * C);
+  for (int64_t n = 0; n < s.N; ++n) {
+    const int64_t base = n * M * C;
+    const T* mu = st.mean_c + n * C;
+    recompute_ab(n, s, p, st, a.data(), b.data());
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t blk = begin; blk < end; ++blk) {
+        T* bs1 = block_s1.data() + blk * C;
+        T* bp = block_p.data() + blk * C;
+        std::fill(bs1, bs1 + C, T(0));
+        std::fill(bp, bp + C, T(0));
+        const int64_t r1 = std::min(M, (blk + 1) * rows);
+        for (int64_t r = blk * rows; r < r1; ++r) {
+          row_grad_sums(g + base + r * C, x + base + r * C, mu, a.data(), b.data(), bs1, bp, C, act, slope);
+        }
+      }
+    });
+    std::fill(s1.begin(), s1.end(), T(0));
+    std::fill(pp.begin(), pp.end(), T(0));
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      for (int64_t c = 0; c < C; ++c) {
+        s1[c] += block_s1[blk * C + c];
+        pp[c] += block_p[blk * C + c];
+      }
+    }
+    sample_backward_coefficients(n, s, p, st, unbiased, s1.data(), pp.data(), A.data(), B.data(), Cc.data(), out);
+    at::parallel_for(0, M, grain_for(C), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t off = base + r * C;
+        row_grad_apply(g + off, x + off, out.dx + off, mu, a.data(), b.data(), A.data(), B.data(), Cc.data(), C, act,
+                       slope);
+      }
+    });
+  }
+}
+
+}  // namespace
+}  // namespace cpu
+
+namespace {
+
+// Half-precision input on the CPU runs in float32 (the kernels are float/double only).
+at::Tensor compute_input(const at::Tensor& t) {
+  const auto st = t.scalar_type();
+  return (st == at::kHalf || st == at::kBFloat16) ? t.to(at::kFloat) : t;
+}
+
+at::Tensor empty_in_layout(const at::Tensor& like, bool channels_last) {
+  return at::empty(like.sizes(), like.options().memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                            : at::MemoryFormat::Contiguous));
+}
+
+template <typename T>
+cpu::Params<T> params_of(const at::Tensor& w, const at::Tensor& b, const at::Tensor& rho, bool instance) {
+  return {w.data_ptr<T>(), b.data_ptr<T>(), rho.data_ptr<T>(), instance};
+}
+
+}  // namespace
+
+ForwardResult fused_norm_forward_cpu(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias,
+                                     const c10::optional<at::Tensor>& rho, bool unbiased, double eps,
+                                     int64_t activation, double negative_slope) {
+  check_forward_inputs(x_in, weight, bias, rho, unbiased, eps, activation);
+  const at::Tensor x = kernel_layout(compute_input(x_in));
+  const bool channels_last = is_channels_last_layout(x);
+  const auto acc = x.scalar_type();
+  const cpu::Shape s = cpu::shape_of(x);
+  const at::Tensor w = as_param_matrix(weight, acc), b = as_param_matrix(bias, acc);
+  const at::Tensor r = rho_vector(rho, s.C, acc, x.device());
+  at::Tensor y = empty_in_layout(x, channels_last);
+  const auto stat_opts = x.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor mean_c = at::empty({s.N, s.C}, stat_opts), rstd_c = at::empty({s.N, s.C}, stat_opts);
+  at::Tensor mean_l = at::empty({s.N}, stat_opts), rstd_l = at::empty({s.N}, stat_opts);
+  AT_DISPATCH_FLOATING_TYPES(acc, "fused_norm_forward_cpu", [&] {
+    const auto p = params_of<scalar_t>(w, b, r, !rho.has_value());
+    auto run = channels_last ? cpu::forward_nhwc<scalar_t> : cpu::forward_nchw<scalar_t>;
+    run(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), s, p, unbiased, static_cast<scalar_t>(eps), activation,
+        static_cast<scalar_t>(negative_slope), mean_c.data_ptr<scalar_t>(), rstd_c.data_ptr<scalar_t>(),
+        mean_l.data_ptr<scalar_t>(), rstd_l.data_ptr<scalar_t>());
+  });
+  if (y.scalar_type() != x_in.scalar_type()) y = y.to(x_in.scalar_type());
+  return {y, mean_c, rstd_c, mean_l, rstd_l};
+}
+
+BackwardResult fused_norm_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x_in,
+                                       const at::Tensor& weight, const at::Tensor& bias,
+                                       const c10::optional<at::Tensor>& rho, const at::Tensor& mean_c,
+                                       const at::Tensor& rstd_c, const at::Tensor& mean_l,
+                                       const at::Tensor& rstd_l, bool unbiased, int64_t activation,
+                                       double negative_slope) {
+  check_backward_inputs(grad_out, x_in, mean_c, rstd_c, mean_l, rstd_l);
+  const at::Tensor x = kernel_layout(compute_input(x_in));
+  const bool channels_last = is_channels_last_layout(x);
+  const auto acc = x.scalar_type();
+  const auto layout = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const at::Tensor g = compute_input(grad_out).contiguous(layout);
+  const cpu::Shape s = cpu::shape_of(x);
+  const at::Tensor w = as_param_matrix(weight, acc), b = as_param_matrix(bias, acc);
+  const at::Tensor r = rho_vector(rho, s.C, acc, x.device());
+  const at::Tensor mc = mean_c.to(acc).contiguous(), rc = rstd_c.to(acc).contiguous();
+  const at::Tensor ml = mean_l.to(acc).contiguous(), rl = rstd_l.to(acc).contiguous();
+  at::Tensor dx = empty_in_layout(x, channels_last);
+  const auto param_opts = x.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor dw = at::empty({s.N, s.C}, param_opts), db = at::empty({s.N, s.C}, param_opts);
+  at::Tensor drho = at::empty({s.N, s.C}, param_opts);
+  AT_DISPATCH_FLOATING_TYPES(acc, "fused_norm_backward_cpu", [&] {
+    const auto p = params_of<scalar_t>(w, b, r, !rho.has_value());
+    const cpu::Saved<scalar_t> st{mc.data_ptr<scalar_t>(), rc.data_ptr<scalar_t>(), ml.data_ptr<scalar_t>(),
+                                  rl.data_ptr<scalar_t>()};
+    const cpu::GradOut<scalar_t> out{dx.data_ptr<scalar_t>(), dw.data_ptr<scalar_t>(), db.data_ptr<scalar_t>(),
+                                     drho.data_ptr<scalar_t>()};
+    auto run = channels_last ? cpu::backward_nhwc<scalar_t> : cpu::backward_nchw<scalar_t>;
+    run(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), s, p, st, unbiased, activation,
+        static_cast<scalar_t>(negative_slope), out);
+  });
+  if (dx.scalar_type() != x_in.scalar_type()) dx = dx.to(x_in.scalar_type());
+  return {dx, dw, db, drho};
+}
+
+}  // namespace cyclegan_ext

@@ -1,0 +1,90 @@
+"""Builds cyclegan_ext._C: the CPU kernels always, the CUDA kernels when torch has CUDA and a
+CUDA toolkit is found (no GPU needs to be visible).
+
+Environment knobs:
+  CYCLEGAN_EXT_CUDA=0|1     force the CUDA kernels off / on (default: auto)
+  TORCH_CUDA_ARCH_LIST      GPU architectures to compile for (default here: 9.0 when no GPU
+                            is visible; CUDA 13 needs 7.5 or newer)
+  CUDA_HOME                 the toolkit root (default: found from `nvcc --dryrun`)
+"""
+import glob
+import os
+import re
+import shutil
+import subprocess
+
+from setuptools import find_packages, setup
+
+DEFAULT_ARCH_LIST = "9.0"
+
+
+def find_cuda_home():
+    if os.environ.get("CUDA_HOME"):
+        return os.environ["CUDA_HOME"]
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None
+    # The nvcc on PATH may be a wrapper outside the toolkit; nvcc itself reports its root.
+    try:
+        out = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"TOP=(\S+)", out.stdout + out.stderr)
+    return os.path.realpath(match.group(1)) if match else None
+
+
+def want_cuda(torch, cuda_home):
+    forced = os.environ.get("CYCLEGAN_EXT_CUDA")
+    if forced == "0":
+        return False
+    available = torch.version.cuda is not None and cuda_home is not None
+    if forced == "1" and not available:
+        raise RuntimeError("CYCLEGAN_EXT_CUDA=1 but torch has no CUDA or no CUDA toolkit was found "
+                           f"(torch.version.cuda={torch.version.cuda}, CUDA_HOME={cuda_home})")
+    return available
+
+
+def extension_modules():
+    cuda_home = find_cuda_home()
+    if cuda_home:
+        os.environ["CUDA_HOME"] = cuda_home  # before cpp_extension reads it
+    import torch
+    from torch.utils.cpp_extension import CppExtension, CUDAExtension
+
+    sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
+    cxx_flags = ["-O3", "-fno-math-errno"]  # the C++ standard is chosen by torch (C++20 for 2.14)
+    if not want_cuda(torch, cuda_home):
+        print("cyclegan_ext: building the CPU kernels only")
+        return [CppExtension("cyclegan_ext._C", sources, extra_compile_args={"cxx": cxx_flags})], torch
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
+    print(f"cyclegan_ext: building CPU and CUDA kernels (CUDA_HOME={cuda_home}, "
+          f"TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', 'auto')})")
+    sources += sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
+    nvcc_flags = ["-O3", "--use_fast_math", "-lineinfo"]
+    ext = CUDAExtension("cyclegan_ext._C", sources,
+                        extra_compile_args={"cxx": cxx_flags + ["-DCYCLEGAN_EXT_WITH_CUDA"],
+                                            "nvcc": nvcc_flags + ["-DCYCLEGAN_EXT_WITH_CUDA"]})
+    return [ext], torch
+
+
+def main():
+    from torch.utils.cpp_extension import BuildExtension
+
+    extensions, torch = extension_modules()
+    torch_version = torch.__version__.split("+")[0]
+    setup(
+        name="cyclegan_ext",
+        version="0.1.0",
+        description="Fused AdaLIN / LIN / instance-norm kernels for CycleGAN-style generators",
+        packages=find_packages(include=["cyclegan_ext", "cyclegan_ext.*"]),
+        ext_modules=extensions,
+        cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=False)},
+        # The compiled kernels only load in the torch they were built against.
+        install_requires=[f"torch=={torch_version}"],
+        python_requires=">=3.9",
+    )
+
+
+main()
