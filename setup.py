@@ -6,9 +6,12 @@ Environment knobs:
   TORCH_CUDA_ARCH_LIST      GPU architectures to compile for (default here: 9.0 when no GPU
                             is visible; CUDA 13 needs 7.5 or newer)
   CUDA_HOME                 the toolkit root (default: found from `nvcc --dryrun`)
+  CYCLEGAN_EXT_CPU_ISA      avx2 | default: the CPU vector instructions the kernels use
+                            (default: avx2 when this machine has AVX2 and FMA)
 """
 import glob
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -34,6 +37,36 @@ def find_cuda_home():
     return os.path.realpath(match.group(1)) if match else None
 
 
+def cpu_isa_flags():
+    """Compiler flags for ATen's Vectorized<T>: AVX2 where the building machine has it.
+
+    Without a CPU_CAPABILITY_* macro, at::vec falls back to scalar loops. The extension is
+    compiled on the machine that runs it (pip install from source), so the build machine's
+    instruction set is the right default; _C refuses to load on a CPU without it.
+    """
+    isa = os.environ.get("CYCLEGAN_EXT_CPU_ISA")
+    if isa is None:
+        isa = "avx2" if platform.machine() in ("x86_64", "AMD64") and {"avx2", "fma"} <= cpu_flags() else "default"
+    if isa == "avx2":
+        # A namespace of our own for at::vec, so no symbol is shared with libtorch's copies.
+        return ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=cyclegan_ext_avx2",
+                "-DCYCLEGAN_EXT_NEEDS_AVX2"]
+    if isa != "default":
+        raise RuntimeError(f"CYCLEGAN_EXT_CPU_ISA must be 'avx2' or 'default', got {isa!r}")
+    return []
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def want_cuda(torch, cuda_home):
     forced = os.environ.get("CYCLEGAN_EXT_CUDA")
     if forced == "0":
@@ -53,7 +86,8 @@ def extension_modules():
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
-    cxx_flags = ["-O3", "-fno-math-errno"]  # the C++ standard is chosen by torch (C++20 for 2.14)
+    cxx_flags = ["-O3", "-fno-math-errno"] + cpu_isa_flags()  # the C++ standard is chosen by torch
+    print(f"cyclegan_ext: C++ flags {' '.join(cxx_flags)}")
     if not want_cuda(torch, cuda_home):
         print("cyclegan_ext: building the CPU kernels only")
         return [CppExtension("cyclegan_ext._C", sources, extra_compile_args={"cxx": cxx_flags})], torch

@@ -8,6 +8,14 @@
 // An empty module, so that `import cyclegan_ext._C` loads this library and runs the
 // TORCH_LIBRARY registrations below.
 extern "C" PyObject* PyInit__C(void) {
+#ifdef CYCLEGAN_EXT_NEEDS_AVX2
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    PyErr_SetString(PyExc_ImportError,
+                    "cyclegan_ext._C was built with AVX2/FMA but this CPU lacks them; rebuild on this "
+                    "machine, or with CYCLEGAN_EXT_CPU_ISA=default");
+    return nullptr;
+  }
+#endif
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   return PyModule_Create(&module_def);
 }
