@@ -48,3 +48,10 @@ def check_param_dtype_device(layer: str, name: str, p, x):
     if p.dtype != x.dtype and not (half_x and p.dtype == torch.float32):
         raise TypeError(f"{layer}: {name} has dtype {p.dtype} but x has dtype {x.dtype}; expected "
                         "the same dtype (float32 parameters are accepted with half-precision x)")
+
+
+def check_buffer_device(layer: str, name: str, buf, x):
+    """Running statistics may keep their own dtype (as in nn), but must live on x's device."""
+    if buf is not None and buf.device != x.device:
+        raise ValueError(f"{layer}: {name} is on {buf.device} but x is on {x.device}; "
+                         "expected both on the same device")

@@ -127,6 +127,9 @@ class FusedInstanceNorm2d(nn.InstanceNorm2d):
         name = type(self).__name__
         n, c = x.shape[0], x.shape[1]
         weight, bias = self._affine_params(x)
+        if self.track_running_stats:
+            checks.check_buffer_device(name, "running_mean", self.running_mean, x)
+            checks.check_buffer_device(name, "running_var", self.running_var, x)
         use_input_stats = self.training or not self.track_running_stats
         if not use_input_stats:
             return self._normalize_with_running_stats(x, weight, bias)

@@ -29,8 +29,18 @@ def output_memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def _check_same_device(x, **tensors):
+    # The fake kernels also run when one argument is on "meta" and the rest are real;
+    # refuse that mix as aten ops do, instead of returning uninitialised tensors.
+    for name, t in tensors.items():
+        if t is not None and t.device != x.device:
+            raise ValueError(f"fused_norm: {name} is on {t.device} but x is on {x.device}; "
+                             "expected all tensors on the same device")
+
+
 @torch.library.register_fake("cyclegan_ext::fused_norm_forward")
 def _forward_fake(x, weight, bias, rho, unbiased, eps, activation, negative_slope):
+    _check_same_device(x, weight=weight, bias=bias, rho=rho)
     n, c = x.shape[0], x.shape[1]
     acc = accumulation_dtype(x.dtype)
     y = torch.empty_like(x, memory_format=output_memory_format(x))
@@ -41,6 +51,8 @@ def _forward_fake(x, weight, bias, rho, unbiased, eps, activation, negative_slop
 @torch.library.register_fake("cyclegan_ext::fused_norm_backward")
 def _backward_fake(grad_out, x, weight, bias, rho, mean_c, rstd_c, mean_l, rstd_l, unbiased,
                    activation, negative_slope):
+    _check_same_device(x, grad_out=grad_out, weight=weight, bias=bias, rho=rho, mean_c=mean_c, rstd_c=rstd_c,
+                       mean_l=mean_l, rstd_l=rstd_l)
     n, c = x.shape[0], x.shape[1]
     acc = accumulation_dtype(x.dtype)
     grad_x = torch.empty_like(x, memory_format=output_memory_format(x))

@@ -349,6 +349,7 @@ BackwardResult fused_norm_backward_cpu(const at::Tensor& grad_out, const at::Ten
                                        const at::Tensor& rstd_c, const at::Tensor& mean_l,
                                        const at::Tensor& rstd_l, bool unbiased, int64_t activation,
                                        double negative_slope) {
+  check_forward_inputs(x_in, weight, bias, rho, unbiased, /*eps=*/0.0, activation);
   check_backward_inputs(grad_out, x_in, mean_c, rstd_c, mean_l, rstd_l);
   const at::Tensor x = kernel_layout(compute_input(x_in));
   const bool channels_last = is_channels_last_layout(x);
