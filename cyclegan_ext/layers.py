@@ -9,12 +9,13 @@ from torch import nn
 
 from . import checks
 from .activations import apply_activation, check_activation
+from .layer_base import ADALIN_RHO_INIT, LIN_RHO_INIT, LayerInstanceNormBase
 from .ops import fused_norm, fused_norm_with_stats
 
 _INSTANCE_NORM_HAS_BIAS_ARG = "bias" in inspect.signature(nn.InstanceNorm2d.__init__).parameters
 
 
-class FusedAdaLIN(nn.Module):
+class FusedAdaLIN(LayerInstanceNormBase):
     """U-GAT-IT's `adaILN` as one fused kernel: forward(x, gamma, beta) with gamma, beta (N, C).
 
     Same parameter (`rho`, (1, C, 1, 1), initialised 0.9), same unbiased variance and eps,
@@ -24,64 +25,39 @@ class FusedAdaLIN(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, *, unbiased: bool = True, activation=None,
                  negative_slope: float = 0.2, device=None, dtype=None):
-        super().__init__()
-        check_activation(activation)
-        self.num_features = num_features
-        self.eps = eps
-        self.unbiased = unbiased
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), 0.9, device=device, dtype=dtype))
+        super().__init__(num_features, eps, unbiased, activation, negative_slope, ADALIN_RHO_INIT,
+                         affine=False, device=device, dtype=dtype)
 
     def forward(self, x, gamma, beta):
         name = type(self).__name__
         checks.check_input(name, x, self.num_features)
         checks.check_per_sample_param(name, "gamma", gamma, x)
         checks.check_per_sample_param(name, "beta", beta, x)
-        checks.check_param_dtype_device(name, "rho", self.rho, x)
-        if self.unbiased:
-            checks.check_spatial_size_for_unbiased(name, x)
-        return fused_norm(x, gamma, beta, self.rho.reshape(-1), unbiased=self.unbiased, eps=self.eps,
-                          activation=self.activation, negative_slope=self.negative_slope)
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, unbiased={self.unbiased}, "
-                f"activation={self.activation!r}")
+        return _layer_instance_norm(self, name, x, gamma, beta)
 
 
-class FusedLIN(nn.Module):
+class FusedLIN(LayerInstanceNormBase):
     """U-GAT-IT's `ILN` (layer-instance norm with learned rho, gamma, beta) as one fused kernel."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, *, unbiased: bool = True, activation=None,
                  negative_slope: float = 0.2, device=None, dtype=None):
-        super().__init__()
-        check_activation(activation)
-        self.num_features = num_features
-        self.eps = eps
-        self.unbiased = unbiased
-        self.activation = activation
-        self.negative_slope = negative_slope
-        factory = {"device": device, "dtype": dtype}
-        self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), 0.0, **factory))
-        self.gamma = nn.Parameter(torch.full((1, num_features, 1, 1), 1.0, **factory))
-        self.beta = nn.Parameter(torch.full((1, num_features, 1, 1), 0.0, **factory))
+        super().__init__(num_features, eps, unbiased, activation, negative_slope, LIN_RHO_INIT,
+                         affine=True, device=device, dtype=dtype)
 
     def forward(self, x):
         name = type(self).__name__
         checks.check_input(name, x, self.num_features)
-        for pname in ("rho", "gamma", "beta"):
-            checks.check_param_dtype_device(name, pname, getattr(self, pname), x)
-        if self.unbiased:
-            checks.check_spatial_size_for_unbiased(name, x)
-        n = x.shape[0]
-        gamma = self.gamma.reshape(1, -1).expand(n, -1)
-        beta = self.beta.reshape(1, -1).expand(n, -1)
-        return fused_norm(x, gamma, beta, self.rho.reshape(-1), unbiased=self.unbiased, eps=self.eps,
-                          activation=self.activation, negative_slope=self.negative_slope)
+        for param in ("rho", "gamma", "beta"):
+            checks.check_param_dtype_device(name, param, getattr(self, param), x)
+        return _layer_instance_norm(self, name, x, *self.per_sample_affine(x.shape[0]))
 
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, unbiased={self.unbiased}, "
-                f"activation={self.activation!r}")
+
+def _layer_instance_norm(layer: LayerInstanceNormBase, name: str, x, gamma, beta):
+    checks.check_param_dtype_device(name, "rho", layer.rho, x)
+    if layer.unbiased:
+        checks.check_spatial_size_for_unbiased(name, x)
+    return fused_norm(x, gamma, beta, layer.rho.reshape(-1), unbiased=layer.unbiased, eps=layer.eps,
+                      activation=layer.activation, negative_slope=layer.negative_slope)
 
 
 class FusedInstanceNorm2d(nn.InstanceNorm2d):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .activations import apply_activation, check_activation
+from .layer_base import ADALIN_RHO_INIT, LIN_RHO_INIT, LayerInstanceNormBase
 
 
 def adalin(x, gamma, beta, rho, eps=1e-5, unbiased=True, activation=None, negative_slope=0.2):
@@ -30,42 +31,28 @@ def adalin(x, gamma, beta, rho, eps=1e-5, unbiased=True, activation=None, negati
     return apply_activation(out, activation, negative_slope)
 
 
-class AdaLIN(nn.Module):
+class AdaLIN(LayerInstanceNormBase):
     """U-GAT-IT's `adaILN` (plus an optional activation after it)."""
 
-    def __init__(self, num_features, eps=1e-5, unbiased=True, activation=None, negative_slope=0.2):
-        super().__init__()
-        check_activation(activation)
-        self.num_features = num_features
-        self.eps = eps
-        self.unbiased = unbiased
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), 0.9))
+    def __init__(self, num_features, eps=1e-5, *, unbiased=True, activation=None, negative_slope=0.2,
+                 device=None, dtype=None):
+        super().__init__(num_features, eps, unbiased, activation, negative_slope, ADALIN_RHO_INIT,
+                         affine=False, device=device, dtype=dtype)
 
     def forward(self, x, gamma, beta):
         return adalin(x, gamma, beta, self.rho, self.eps, self.unbiased, self.activation, self.negative_slope)
 
 
-class LIN(nn.Module):
+class LIN(LayerInstanceNormBase):
     """U-GAT-IT's `ILN` (plus an optional activation after it)."""
 
-    def __init__(self, num_features, eps=1e-5, unbiased=True, activation=None, negative_slope=0.2):
-        super().__init__()
-        check_activation(activation)
-        self.num_features = num_features
-        self.eps = eps
-        self.unbiased = unbiased
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), 0.0))
-        self.gamma = nn.Parameter(torch.full((1, num_features, 1, 1), 1.0))
-        self.beta = nn.Parameter(torch.full((1, num_features, 1, 1), 0.0))
+    def __init__(self, num_features, eps=1e-5, *, unbiased=True, activation=None, negative_slope=0.2,
+                 device=None, dtype=None):
+        super().__init__(num_features, eps, unbiased, activation, negative_slope, LIN_RHO_INIT,
+                         affine=True, device=device, dtype=dtype)
 
     def forward(self, x):
-        n = x.shape[0]
-        gamma = self.gamma.reshape(1, -1).expand(n, -1)
-        beta = self.beta.reshape(1, -1).expand(n, -1)
+        gamma, beta = self.per_sample_affine(x.shape[0])
         return adalin(x, gamma, beta, self.rho, self.eps, self.unbiased, self.activation, self.negative_slope)
 
 
