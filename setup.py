@@ -104,9 +104,9 @@ def extension_modules():
 
 
 def main():
+    extensions, torch = extension_modules()  # sets CUDA_HOME before cpp_extension reads it
     from torch.utils.cpp_extension import BuildExtension
 
-    extensions, torch = extension_modules()
     torch_version = torch.__version__.split("+")[0]
     setup(
         name="cyclegan_ext",
