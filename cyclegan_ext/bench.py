@@ -187,11 +187,14 @@ def main(argv=None):
     parser.add_argument("--modes", default="fwd,fwdbwd", help="comma list: fwd,fwdbwd")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per case (default 30 cpu, 100 cuda)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed repetitions first (default 5 cpu, 20 cuda)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's default)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda given but no CUDA GPU is available")
     dtypes = [getattr(torch, name) for name in args.dtypes.split(",")]

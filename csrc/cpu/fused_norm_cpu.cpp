@@ -111,32 +111,37 @@ void sample_moments_nhwc(const T* x, int64_t M, int64_t C, T* mean, T* m2) {
   const int64_t blocks = (M + rows - 1) / rows;
   std::vector<T> block_mean(blocks * C), block_m2(blocks * C);
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> d(C), q(C);
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t r0 = blk * rows, r1 = std::min(M, r0 + rows);
-      const T count = T(r1 - r0);
-      T* bm = block_mean.data() + blk * C;
-      std::fill(bm, bm + C, T(0));
-      for (int64_t r = r0; r < r1; ++r) row_accumulate(x + r * C, bm, C);
-      for (int64_t c = 0; c < C; ++c) bm[c] /= count;
-      std::fill(d.begin(), d.end(), T(0));
-      std::fill(q.begin(), q.end(), T(0));
-      for (int64_t r = r0; r < r1; ++r) row_centered_accumulate(x + r * C, bm, d.data(), q.data(), C);
-      T* bq = block_m2.data() + blk * C;
-      for (int64_t c = 0; c < C; ++c) {
-        bq[c] = std::max(q[c] - d[c] * d[c] / count, T(0));
-        bm[c] += d[c] / count;
-      }
+      block_column_moments(x + r0 * C, r1 - r0, C, block_mean.data() + blk * C, block_m2.data() + blk * C);
     }
   });
-  for (int64_t c = 0; c < C; ++c) {
-    T mu = T(0), sq = T(0), count = T(0);
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const T bc = T(std::min(M, (blk + 1) * rows) - blk * rows);
-      chan_combine(mu, sq, count, block_mean[blk * C + c], block_m2[blk * C + c], bc);
+  // Chan combination of the blocks in order; every channel of a block has the same count,
+  // so the weights are scalars and the channels vectorise.
+  using Vec = Vectorized<T>;
+  constexpr int64_t W = Vec::size();
+  std::copy(block_mean.begin(), block_mean.begin() + C, mean);
+  std::copy(block_m2.begin(), block_m2.begin() + C, m2);
+  T count = T(std::min(M, rows));
+  for (int64_t blk = 1; blk < blocks; ++blk) {
+    const T block_count = T(std::min(M, (blk + 1) * rows) - blk * rows);
+    const T total = count + block_count;
+    const T w = block_count / total, cw = count * w;
+    const T* bm = block_mean.data() + blk * C;
+    const T* bq = block_m2.data() + blk * C;
+    int64_t c = 0;
+    for (; c + W <= C; c += W) {
+      const Vec m = Vec::loadu(mean + c);
+      const Vec delta = Vec::loadu(bm + c) - m;
+      at::vec::fmadd(delta, Vec(w), m).store(mean + c);
+      (Vec::loadu(m2 + c) + Vec::loadu(bq + c) + delta * delta * Vec(cw)).store(m2 + c);
     }
-    mean[c] = mu;
-    m2[c] = sq;
+    for (; c < C; ++c) {
+      const T delta = bm[c] - mean[c];
+      mean[c] += delta * w;
+      m2[c] += bq[c] + delta * delta * cw;
+    }
+    count = total;
   }
 }
 
@@ -266,14 +271,9 @@ void backward_nhwc(const T* g, const T* x, const Shape& s, const Params<T>& p, c
     recompute_ab(n, s, p, st, a.data(), b.data());
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t blk = begin; blk < end; ++blk) {
-        T* bs1 = block_s1.data() + blk * C;
-        T* bp = block_p.data() + blk * C;
-        std::fill(bs1, bs1 + C, T(0));
-        std::fill(bp, bp + C, T(0));
-        const int64_t r1 = std::min(M, (blk + 1) * rows);
-        for (int64_t r = blk * rows; r < r1; ++r) {
-          row_grad_sums(g + base + r * C, x + base + r * C, mu, a.data(), b.data(), bs1, bp, C, act, slope);
-        }
+        const int64_t r0 = blk * rows, r1 = std::min(M, r0 + rows);
+        block_column_grad_sums(g + base + r0 * C, x + base + r0 * C, r1 - r0, C, mu, a.data(), b.data(),
+                               block_s1.data() + blk * C, block_p.data() + blk * C, act, slope);
       }
     });
     std::fill(s1.begin(), s1.end(), T(0));

@@ -43,6 +43,14 @@ inline Vectorized<T> mask_grad_vec(const Vectorized<T>& g, const Vectorized<T>& 
   return g;
 }
 
+// Four independent accumulators: a single vector add / fma chain is latency-bound (about
+// one vector per 4 cycles), four chains keep the load ports busy on cache-resident data.
+template <typename T>
+struct Acc4 {
+  Vectorized<T> v[4] = {Vectorized<T>(T(0)), Vectorized<T>(T(0)), Vectorized<T>(T(0)), Vectorized<T>(T(0))};
+  T sum() const { return horizontal_sum((v[0] + v[1]) + (v[2] + v[3])); }
+};
+
 // Mean and sum of squared deviations of x[0..M): exact two-pass with the rounding
 // correction of the first pass (Chan, Golub & LeVeque's corrected two-pass algorithm).
 // Meant for a run that stays in cache between the two passes.
@@ -50,34 +58,32 @@ template <typename T>
 inline void run_moments(const T* x, int64_t M, T* mean_out, T* m2_out) {
   using Vec = Vectorized<T>;
   constexpr int64_t W = Vec::size();
-  Vec s0(T(0)), s1(T(0));
+  Acc4<T> s;
   int64_t i = 0;
-  for (; i + 2 * W <= M; i += 2 * W) {
-    s0 += Vec::loadu(x + i);
-    s1 += Vec::loadu(x + i + W);
+  for (; i + 4 * W <= M; i += 4 * W) {
+    for (int k = 0; k < 4; ++k) s.v[k] += Vec::loadu(x + i + k * W);
   }
-  T sum = horizontal_sum(s0 + s1);
+  T sum = s.sum();
   for (; i < M; ++i) sum += x[i];
   const T mean = sum / T(M);
   const Vec vmean(mean);
-  Vec d0(T(0)), d1(T(0)), q0(T(0)), q1(T(0));
+  Acc4<T> d, q;
   i = 0;
-  for (; i + 2 * W <= M; i += 2 * W) {
-    const Vec a = Vec::loadu(x + i) - vmean;
-    const Vec b = Vec::loadu(x + i + W) - vmean;
-    d0 += a;
-    d1 += b;
-    q0 = at::vec::fmadd(a, a, q0);
-    q1 = at::vec::fmadd(b, b, q1);
+  for (; i + 4 * W <= M; i += 4 * W) {
+    for (int k = 0; k < 4; ++k) {
+      const Vec a = Vec::loadu(x + i + k * W) - vmean;
+      d.v[k] += a;
+      q.v[k] = at::vec::fmadd(a, a, q.v[k]);
+    }
   }
-  T d = horizontal_sum(d0 + d1), q = horizontal_sum(q0 + q1);
+  T ds = d.sum(), qs = q.sum();
   for (; i < M; ++i) {
     const T a = x[i] - mean;
-    d += a;
-    q += a * a;
+    ds += a;
+    qs += a * a;
   }
-  *mean_out = mean + d / T(M);
-  *m2_out = std::max(q - d * d / T(M), T(0));
+  *mean_out = mean + ds / T(M);
+  *m2_out = std::max(qs - ds * ds / T(M), T(0));
 }
 
 // y = act(a * (x - mu) + b) over a contiguous run.
@@ -101,16 +107,18 @@ inline void run_grad_sums(const T* g, const T* x, int64_t M, T mu, T a, T b, int
   using Vec = Vectorized<T>;
   constexpr int64_t W = Vec::size();
   const Vec va(a), vb(b), vmu(mu), vslope(slope);
-  Vec s1(T(0)), p(T(0));
+  Acc4<T> s1, p;
   int64_t i = 0;
-  for (; i + W <= M; i += W) {
-    const Vec xc = Vec::loadu(x + i) - vmu;
-    Vec gv = Vec::loadu(g + i);
-    if (act != kActNone) gv = mask_grad_vec(gv, at::vec::fmadd(xc, va, vb), act, vslope);
-    s1 += gv;
-    p = at::vec::fmadd(gv, xc, p);
+  for (; i + 4 * W <= M; i += 4 * W) {
+    for (int k = 0; k < 4; ++k) {
+      const Vec xc = Vec::loadu(x + i + k * W) - vmu;
+      Vec gv = Vec::loadu(g + i + k * W);
+      if (act != kActNone) gv = mask_grad_vec(gv, at::vec::fmadd(xc, va, vb), act, vslope);
+      s1.v[k] += gv;
+      p.v[k] = at::vec::fmadd(gv, xc, p.v[k]);
+    }
   }
-  T s1s = horizontal_sum(s1), ps = horizontal_sum(p);
+  T s1s = s1.sum(), ps = p.sum();
   for (; i < M; ++i) {
     const T xc = x[i] - mu;
     const T gv = g[i] * activation_slope(a * xc + b, act, slope);
