@@ -1,0 +1,213 @@
+"""Data: the official CycleGAN folder layout, preprocessing and a resumable sampler.
+
+`DATAROOT/trainA`, `trainB` (and `testA`, `testB` for samples) hold images of any mode (converted
+to RGB), searched recursively. Unaligned: each A image is drawn with a B image chosen at random.
+
+Determinism: the sampler, not the workers, decides everything random about a sample: the A
+index, the B index and a per-sample augmentation seed (crop position, flip). So the data is the
+same whatever the number of workers, and a resumed run continues at the exact batch where it
+stopped (`RunSampler.epoch_batches(epoch, start)`).
+"""
+import math
+import os
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMG_EXTENSIONS = ('.jpg', '.JPG', '.jpeg', '.JPEG', '.png', '.PNG', '.ppm', '.PPM', '.bmp', '.BMP',
+                  '.tif', '.TIF', '.tiff', '.TIFF', '.webp', '.WEBP')
+
+
+class DataError(ValueError):
+    """The dataset cannot be used (missing or empty folder, no readable image)."""
+
+
+def make_dataset(folder, max_dataset_size=float("inf")):
+    """Sorted list of image paths under `folder` (recursive), as the official make_dataset."""
+    if not os.path.isdir(folder):
+        raise DataError(f"image folder not found: {folder} (expected the CycleGAN layout "
+                        f"DATAROOT/trainA, DATAROOT/trainB, optionally testA, testB)")
+    paths = []
+    for root, _, names in sorted(os.walk(folder, followlinks=True)):
+        for name in sorted(names):
+            if name.endswith(IMG_EXTENSIONS):
+                paths.append(os.path.join(root, name))
+    if not paths:
+        raise DataError(f"no images in {folder} (looked for {', '.join(IMG_EXTENSIONS[::2])})")
+    return paths[:int(min(max_dataset_size, len(paths)))]
+
+
+def make_power_2(img, base=4, method=Image.BICUBIC):
+    """Resize so both sides are multiples of `base` (rounded), as the official __make_power_2."""
+    ow, oh = img.size
+    h, w = max(base, int(round(oh / base) * base)), max(base, int(round(ow / base) * base))
+    if (h, w) == (oh, ow):
+        return img
+    return img.resize((w, h), method)
+
+
+def preprocess(img, opt_preprocess, load_size, crop_size, no_flip, rng):
+    """PIL RGB image -> tensor (3, H, W) in [-1, 1], as the official get_transform."""
+    if "resize" in opt_preprocess:
+        img = img.resize((load_size, load_size), Image.BICUBIC)
+    if "crop" in opt_preprocess:
+        w, h = img.size
+        if w < crop_size or h < crop_size:
+            img = img.resize((max(w, crop_size), max(h, crop_size)), Image.BICUBIC)
+            w, h = img.size
+        x = int(rng.integers(0, w - crop_size + 1))
+        y = int(rng.integers(0, h - crop_size + 1))
+        img = img.crop((x, y, x + crop_size, y + crop_size))
+    if opt_preprocess == "none":
+        img = make_power_2(img, 4)
+    if not no_flip and rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return pil_to_tensor(img)
+
+
+def pil_to_tensor(img):
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy()) * 2.0 - 1.0
+
+
+def load_rgb(path):
+    """Open an image of any mode as RGB (palette/greyscale/RGBA/16-bit converted)."""
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(img, dtype=np.float64)
+            top = 65535.0 if arr.max() > 255 else 255.0
+            img = Image.fromarray((arr / top * 255).round().astype(np.uint8), "L")
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            img = img.convert("RGBA")
+            bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(bg, img)
+        return img.convert("RGB")
+
+
+class UnalignedDataset(torch.utils.data.Dataset):
+    """Official 'unaligned' dataset over DATAROOT/{phase}A and {phase}B.
+
+    Items are (index_A, index_B, augmentation_seed) tuples (see RunSampler). An unreadable or
+    corrupt image is skipped with a warning naming the file (the next image is used instead).
+    """
+
+    def __init__(self, dataroot, phase="train", max_dataset_size=float("inf"), preprocess="resize_and_crop",
+                 load_size=286, crop_size=256, no_flip=False):
+        if not os.path.isdir(dataroot):
+            raise DataError(f"--dataroot not found: {dataroot}")
+        self.A_paths = make_dataset(os.path.join(dataroot, phase + "A"), max_dataset_size)
+        self.B_paths = make_dataset(os.path.join(dataroot, phase + "B"), max_dataset_size)
+        self.len_A, self.len_B = len(self.A_paths), len(self.B_paths)
+        self.preprocess, self.load_size, self.crop_size, self.no_flip = preprocess, load_size, crop_size, no_flip
+        self._warned = set()
+
+    def __len__(self):
+        return max(self.len_A, self.len_B)
+
+    def _load(self, paths, index):
+        for k in range(len(paths)):
+            path = paths[(index + k) % len(paths)]
+            try:
+                return load_rgb(path), path
+            except Exception as e:  # corrupt, truncated, unreadable: skip it
+                if path not in self._warned:
+                    self._warned.add(path)
+                    warnings.warn(f"skipping unreadable image {path}: {type(e).__name__}: {e}", stacklevel=2)
+        raise DataError(f"no readable image in {os.path.dirname(paths[0])}")
+
+    def __getitem__(self, item):
+        ia, ib, seed = item
+        rng = np.random.default_rng(seed)
+        a, a_path = self._load(self.A_paths, ia)
+        b, b_path = self._load(self.B_paths, ib)
+        args = (self.preprocess, self.load_size, self.crop_size, self.no_flip)
+        return {"A": preprocess(a, *args, rng), "B": preprocess(b, *args, rng), "A_paths": a_path, "B_paths": b_path}
+
+
+class RunSampler:
+    """Decides the (A index, B index, augmentation seed) of every sample of every epoch from
+    (seed, epoch) alone. Each epoch visits max(len_A, len_B) positions: A in a random
+    permutation (in order with serial_batches), B at random (in order with serial_batches).
+    With num_replicas > 1 it behaves like DistributedSampler: the epoch's list is padded to a
+    multiple of num_replicas and rank r takes positions r, r + num_replicas, ...
+    """
+
+    def __init__(self, len_A, len_B, batch_size, seed=0, serial_batches=False, num_replicas=1, rank=0):
+        self.len_A, self.len_B = len_A, len_B
+        self.batch_size, self.seed, self.serial = batch_size, seed, serial_batches
+        self.num_replicas, self.rank = num_replicas, rank
+        self.n = max(len_A, len_B)
+        self.per_rank = math.ceil(self.n / num_replicas)
+
+    def __len__(self):
+        """Batches per epoch (per rank)."""
+        return math.ceil(self.per_rank / self.batch_size)
+
+    def epoch_items(self, epoch):
+        rng = np.random.default_rng([self.seed, 7919, epoch])
+        positions = np.arange(self.n) if self.serial else rng.permutation(self.n)
+        b_random = rng.integers(0, self.len_B, size=self.n)
+        seeds = rng.integers(0, 2 ** 31 - 1, size=self.n)
+        total = self.per_rank * self.num_replicas
+        order = np.concatenate([np.arange(self.n)] * math.ceil(total / self.n))[:total]
+        items = []
+        for k in order[self.rank::self.num_replicas]:
+            pos = int(positions[k])
+            ib = pos % self.len_B if self.serial else int(b_random[k])
+            items.append((pos % self.len_A, ib, int(seeds[k])))
+        return items
+
+    def epoch_batches(self, epoch, start=0):
+        items = self.epoch_items(epoch)
+        batches = [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        return _Batches(batches[start:])
+
+
+class _Batches:
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+def make_loader(dataset, batches, num_workers, pin_memory=False, generator=None, worker_init_fn=None):
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                                       pin_memory=pin_memory, generator=generator,
+                                       worker_init_fn=worker_init_fn if num_workers > 0 else None)
+
+
+def load_test_images(dataroot, n, preprocess, load_size, crop_size):
+    """Up to n fixed (A, B) test images for sample grids: testA/testB when present, else the
+    first training images; deterministic preprocessing (center-free: crop at seed 0, no flip)."""
+    out = []
+    for side in ("A", "B"):
+        folder = os.path.join(dataroot, "test" + side)
+        if not os.path.isdir(folder) or not any(True for _ in os.scandir(folder)):
+            folder = os.path.join(dataroot, "train" + side)
+        try:
+            paths = make_dataset(folder)
+        except DataError:
+            paths = make_dataset(os.path.join(dataroot, "train" + side))
+        imgs = []
+        for p in paths:
+            if len(imgs) == n:
+                break
+            try:
+                img = load_rgb(p)
+            except Exception:
+                continue
+            imgs.append(preprocess_fn(img, preprocess, load_size, crop_size))
+        out.append(torch.stack(imgs))
+    m = min(len(out[0]), len(out[1]))
+    return out[0][:m], out[1][:m]
+
+
+def preprocess_fn(img, opt_preprocess, load_size, crop_size):
+    return preprocess(img, opt_preprocess, load_size, crop_size, True, np.random.default_rng(0))

@@ -1,0 +1,156 @@
+"""What a person looks at: metrics.jsonl, loss/eval plots, sample grids and index.html."""
+import html
+import json
+import math
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+LOSS_KEYS = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
+
+
+class MetricsLog:
+    """Appends one JSON object per line to run_dir/metrics.jsonl (flushed each time)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def append(self, record):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, allow_nan=True) + "\n")
+            f.flush()
+
+    def truncate_after(self, step):
+        """Drop records logged after `step` (a run killed after its last checkpoint)."""
+        if not os.path.exists(self.path):
+            return
+        keep = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            for r in keep:
+                f.write(json.dumps(r, allow_nan=True) + "\n")
+        os.replace(tmp, self.path)
+
+
+def read_jsonl(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a kill
+                    pass
+    return out
+
+
+def to_uint8(t):
+    """(3, H, W) in [-1, 1] -> HxWx3 uint8."""
+    t = ((t.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255)
+    return t.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def save_image(t, path):
+    Image.fromarray(to_uint8(t)).save(path)
+
+
+def save_grid(rows, path, labels=None, scale=None):
+    """rows: list of (N, 3, H, W) tensors in [-1, 1] -> one PNG, one row per tensor."""
+    n, _, h, w = rows[0].shape
+    grid = np.full((len(rows) * (h + 2), n * (w + 2), 3), 255, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        for c in range(n):
+            grid[r * (h + 2) + 1:r * (h + 2) + 1 + h, c * (w + 2) + 1:c * (w + 2) + 1 + w] = to_uint8(row[c])
+    img = Image.fromarray(grid)
+    scale = scale or max(1, 128 // h)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+
+
+def plot_curves(metrics_path, out_dir):
+    """losses.png (every loss vs step) and, if any evaluation was logged, eval.png. Returns paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_jsonl(metrics_path) if os.path.exists(metrics_path) else []
+    train = [r for r in records if r.get("type") == "train"]
+    evals = [r for r in records if r.get("type") == "eval"]
+    written = []
+    if train:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        steps = [r["step"] for r in train]
+        for k in LOSS_KEYS:
+            if k in train[0]:
+                ax = axes[0] if k.startswith(("D_", "G_")) else axes[1]
+                ax.plot(steps, [r[k] for r in train], label=k)
+        axes[0].set_title("adversarial losses")
+        axes[1].set_title("cycle / identity losses")
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = os.path.join(out_dir, "losses.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    if evals:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        steps = [r["step"] for r in evals]
+        for ax, metric in zip(axes, ("psnr", "ssim")):
+            for key, label, style in ((f"{metric}_AtoB", "G(A) vs true B", "-o"),
+                                      (f"{metric}_BtoA", "F(B) vs true A", "-o"),
+                                      (f"{metric}_identity_AtoB", "identity baseline (A vs B)", "--")):
+                ax.plot(steps, [r[key] for r in evals], style, label=label, markersize=3)
+            ax.set_title(metric.upper() + (" (dB)" if metric == "psnr" else ""))
+            ax.set_xlabel("step")
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = os.path.join(out_dir, "eval.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_index(run_dir, opt_dict):
+    """index.html: plots, the latest evaluation, and every sample grid (newest first)."""
+    samples = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.endswith(".png")) \
+        if os.path.isdir(os.path.join(run_dir, "samples")) else []
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    evals = [r for r in read_jsonl(metrics_path) if r.get("type") == "eval"] if os.path.exists(metrics_path) else []
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(opt_dict['name'])}</title>"
+             "<style>body{font-family:sans-serif;margin:1em}img{image-rendering:pixelated;max-width:100%}"
+             "td,th{padding:2px 8px;text-align:right}</style></head><body>",
+             f"<h1>{html.escape(opt_dict['name'])}</h1>",
+             f"<p>netG={html.escape(str(opt_dict['netG']))}, dataset={html.escape(str(opt_dict['dataset']))}, "
+             f"crop_size={opt_dict['crop_size']}. Sample rows: real A, G(A), F(G(A)), real B, F(B), G(F(B)).</p>"]
+    for plot in ("losses.png", "eval.png"):
+        if os.path.exists(os.path.join(run_dir, plot)):
+            parts.append(f"<img src='{plot}'><br>")
+    if evals:
+        last = evals[-1]
+        parts.append(f"<h2>Evaluation at step {last['step']}</h2><table><tr><th></th><th>PSNR (dB)</th>"
+                     "<th>SSIM</th></tr>")
+        for label, key in (("G(A) vs true B", "AtoB"), ("identity A vs B", "identity_AtoB"),
+                           ("F(B) vs true A", "BtoA"), ("identity B vs A", "identity_BtoA")):
+            parts.append(f"<tr><td>{label}</td><td>{last['psnr_' + key]:.2f}</td><td>{last['ssim_' + key]:.3f}</td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Samples</h2>")
+    for f in reversed(samples):
+        parts.append(f"<h3>{html.escape(f[:-4])}</h3><img src='samples/{html.escape(f)}'>")
+    parts.append("</body></html>")
+    tmp = os.path.join(run_dir, ".index.html.tmp")
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(parts))
+    os.replace(tmp, os.path.join(run_dir, "index.html"))
+
+
+def fmt(x):
+    return "inf" if math.isinf(x) else f"{x:.2f}"
