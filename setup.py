@@ -15,6 +15,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 
 from setuptools import find_packages, setup
 
@@ -67,6 +68,14 @@ def cpu_flags():
     return set()
 
 
+def openmp_flags():
+    """at::parallel_for is an inline OpenMP loop: without -fopenmp it silently runs on one thread.
+
+    Linking with -fopenmp names libgomp.so.1, which resolves to the copy torch already loaded.
+    """
+    return ["-fopenmp"] if sys.platform.startswith("linux") else []
+
+
 def want_cuda(torch, cuda_home):
     forced = os.environ.get("CYCLEGAN_EXT_CUDA")
     if forced == "0":
@@ -86,11 +95,12 @@ def extension_modules():
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
-    cxx_flags = ["-O3", "-fno-math-errno"] + cpu_isa_flags()  # the C++ standard is chosen by torch
+    cxx_flags = ["-O3", "-fno-math-errno"] + cpu_isa_flags() + openmp_flags()  # torch picks the C++ standard
     print(f"cyclegan_ext: C++ flags {' '.join(cxx_flags)}")
     if not want_cuda(torch, cuda_home):
         print("cyclegan_ext: building the CPU kernels only")
-        return [CppExtension("cyclegan_ext._C", sources, extra_compile_args={"cxx": cxx_flags})], torch
+        return [CppExtension("cyclegan_ext._C", sources, extra_compile_args={"cxx": cxx_flags},
+                             extra_link_args=openmp_flags())], torch
     if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
         os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
     print(f"cyclegan_ext: building CPU and CUDA kernels (CUDA_HOME={cuda_home}, "
@@ -99,7 +109,8 @@ def extension_modules():
     nvcc_flags = ["-O3", "--use_fast_math", "-lineinfo"]
     ext = CUDAExtension("cyclegan_ext._C", sources,
                         extra_compile_args={"cxx": cxx_flags + ["-DCYCLEGAN_EXT_WITH_CUDA"],
-                                            "nvcc": nvcc_flags + ["-DCYCLEGAN_EXT_WITH_CUDA"]})
+                                            "nvcc": nvcc_flags + ["-DCYCLEGAN_EXT_WITH_CUDA"]},
+                        extra_link_args=openmp_flags())
     return [ext], torch
 
 
