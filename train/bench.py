@@ -10,9 +10,9 @@ gives the limit, so the share of the removable normalization time that our kerne
 
     removed = (t_eager - t_fused) / (t_eager - t_free)
 
-Peak memory of a training iteration is measured per build in a fresh subprocess: how far one
-step raises memory above what is held between steps (the kernel's peak-RSS mark, reset
-before the step, on the CPU; torch.cuda.max_memory_allocated on the GPU).
+Memory: the activation bytes autograd saves for the backward of a training iteration (what
+the iteration holds at its peak beyond weights and optimiser state), per build; on the GPU
+also how far one step raises torch.cuda.max_memory_allocated.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -122,44 +121,38 @@ def removed_share(t):
     return (t["eager"] - t["fused"]) / removable if removable > 0 else float("nan")
 
 
-def measure_peak_memory(arch, impl, img_size, device, batch_size, channels_last) -> int:
-    """Bytes by which one training iteration raises memory above the steady state, in a fresh subprocess."""
-    cmd = [sys.executable, "-m", "train.bench", "--memory-worker", f"{arch},{impl},{img_size}",
-           "--device", str(device), "--batch_size", str(batch_size)] + (["--channels_last"] if channels_last else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=os.getcwd())
-    return int(out.stdout.strip().splitlines()[-1])
+def saved_activation_bytes(setup) -> int:
+    """Bytes of activations autograd keeps for the backward of one generator step.
 
+    That is what a training iteration holds at its peak on top of the weights and optimiser
+    state, and what fused normalization saves: it keeps x and per-channel statistics where the
+    eager layers keep several full-size intermediates. Each storage is counted once;
+    parameters are left out (they are held anyway).
+    """
+    param_ptrs = {p.data_ptr() for net in setup.nets for p in net.parameters()}
+    seen = {}
 
-def memory_worker(spec, device, batch_size, channels_last):
-    """Prints the transient peak of one training step above the memory held between steps."""
-    arch, impl, img_size = spec.split(",")
-    setup = CycleGANSetup(arch, impl, int(img_size), device, batch_size, channels_last)
-    setup.train_step()  # allocates the optimiser state, which stays
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in param_ptrs:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         setup.train_step()
-        print(torch.cuda.max_memory_allocated(device) - before)
-        return
-    before = reset_peak_rss()
+    return sum(seen.values())
+
+
+def peak_step_bytes(setup, device) -> int | None:
+    """On the GPU: how far one training step raises allocated memory above the steady state."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
     setup.train_step()
-    print(read_status_kib("VmHWM") * 1024 - before)
-
-
-def reset_peak_rss() -> int:
-    """Resets the kernel's peak-RSS mark of this process; returns the current RSS in bytes."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return read_status_kib("VmRSS") * 1024
-
-
-def read_status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not found in /proc/self/status")
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
 
 
 def main(argv=None):
@@ -172,13 +165,9 @@ def main(argv=None):
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    if args.memory_worker:
-        return memory_worker(args.memory_worker, device, args.batch_size, args.channels_last)
     for arch in args.archs.split(","):
         if arch not in models.GENERATOR_ARCHS:
             p.error(f"unknown arch {arch!r}; expected one of {models.GENERATOR_ARCHS}")
@@ -187,27 +176,29 @@ def main(argv=None):
     print(f"# {started:%Y-%m-%d %H:%M} UTC, device {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch_size}")
     print(f"{'arch':15s} {'size':>4s} {'mode':5s} {'fused s':>8s} {'eager s':>8s} {'free s':>8s} "
-          f"{'fused/eager':>11s} {'removed':>8s} {'mem fused MB':>12s} {'mem eager MB':>12s} {'mem ratio':>9s}",
+          f"{'fused/eager':>11s} {'removed':>8s} {'saved MB fused':>14s} {'eager':>7s} {'ratio':>6s} "
+          f"{'GPU peak MB fused':>17s} {'eager':>7s}",
           flush=True)
     results = []
     for arch in args.archs.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
             setups = build_setups(arch, size, device, args.batch_size, args.channels_last)
-            memory = {}
-            if not args.no_memory:
-                memory = {impl: measure_peak_memory(arch, impl, size, device, args.batch_size, args.channels_last)
-                          for impl in ("fused", "eager")}
+            memory = {impl: saved_activation_bytes(setups[impl]) for impl in ("fused", "eager")}
+            peaks = {impl: peak_step_bytes(setups[impl], device) for impl in ("fused", "eager")}
             for mode in ("train", "infer"):
                 steps = {impl: getattr(s, f"{mode}_step") for impl, s in setups.items()}
                 t = time_round_robin(steps, device, args.warmup, args.reps)
                 row = {"arch": arch, "size": size, "mode": mode, **{f"{k}_s": v for k, v in t.items()},
                        "removed": removed_share(t)}
-                if mode == "train" and memory:
-                    row.update(mem_fused=memory["fused"], mem_eager=memory["eager"],
-                               mem_ratio=memory["fused"] / memory["eager"])
+                mem = ""
+                if mode == "train":
+                    row.update(saved_fused=memory["fused"], saved_eager=memory["eager"],
+                               saved_ratio=memory["fused"] / memory["eager"],
+                               gpu_peak_fused=peaks["fused"], gpu_peak_eager=peaks["eager"])
+                    mem = f"{memory['fused'] / 2**20:14.0f} {memory['eager'] / 2**20:7.0f} {row['saved_ratio']:6.2f}"
+                    if peaks["fused"] is not None:
+                        mem += f" {peaks['fused'] / 2**20:17.0f} {peaks['eager'] / 2**20:7.0f}"
                 results.append(row)
-                mem = (f"{row['mem_fused'] / 2**20:12.0f} {row['mem_eager'] / 2**20:12.0f} {row['mem_ratio']:9.2f}"
-                       if "mem_ratio" in row else f"{'-':>12s} {'-':>12s} {'-':>9s}")
                 print(f"{arch:15s} {size:4d} {mode:5s} {t['fused']:8.3f} {t['eager']:8.3f} {t['free']:8.3f} "
                       f"{t['eager'] / t['fused']:10.2f}x {row['removed']:8.0%} {mem}", flush=True)
             del setups
