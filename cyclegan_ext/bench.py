@@ -3,8 +3,8 @@
     python -m cyclegan_ext.bench                       # CPU, float32, all ops, default shapes
     python -m cyclegan_ext.bench --device cuda --dtypes float32,bfloat16 --json out.json
 
-Every case is timed in the same process, interleaved, as the median of many repetitions
-after warm-up. The floor is the time of one preallocated copy of the bytes the op must move
+Within a case, ours, the eager reference, torch.compile of it and the copy floor are timed
+round-robin (so drift hits all alike), each as the median of many repetitions after warm-up. The floor is the time of one preallocated copy of the bytes the op must move
 (forward: read x + write y = 1 copy; forward+backward: also read x and dy and write dx,
 2.5 copies), measured in the same run.
 """
@@ -79,33 +79,34 @@ def build_layers(op: str, channels: int, device, dtype):
 
 
 class Timer:
-    """Median wall time of fn in milliseconds (CUDA events on the GPU)."""
+    """Median wall time in milliseconds of each of several closures, timed round-robin so that
+    drift on a shared machine hits all of them alike (CUDA events on the GPU)."""
 
     def __init__(self, device: torch.device, warmup: int, reps: int):
         self.device, self.warmup, self.reps = device, warmup, reps
 
-    def __call__(self, fn) -> float:
+    def __call__(self, fns: dict) -> dict:
         for _ in range(self.warmup):
-            fn()
-        if self.device.type == "cuda":
-            return self._cuda(fn)
-        times = []
+            for fn in fns.values():
+                fn()
+        times = {name: [] for name in fns}
+        cuda = self.device.type == "cuda"
         for _ in range(self.reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-        return statistics.median(times)
-
-    def _cuda(self, fn) -> float:
-        torch.cuda.synchronize(self.device)
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(self.reps)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(self.reps)]
-        for s, e in zip(starts, ends):
-            s.record()
-            fn()
-            e.record()
-        torch.cuda.synchronize(self.device)
-        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
+            for name, fn in fns.items():
+                if cuda:
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    fn()
+                    end.record()
+                    times[name].append((start, end))
+                else:
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append((time.perf_counter() - t0) * 1e3)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            times = {name: [s.elapsed_time(e) for s, e in pairs] for name, pairs in times.items()}
+        return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def make_step(module, x, extra, mode):
@@ -140,14 +141,14 @@ def bench_case(op, shape, dtype, layout, mode, device, timer, use_compile) -> Re
                  torch.randn(n, c, device=device, dtype=param_dtype).requires_grad_(needs_grad)]
     copy_dst = torch.empty_like(x)
     x_plain = x.detach()
-    floor_ms = timer(lambda: copy_dst.copy_(x_plain)) * FLOOR_COPIES[mode]
-    fused_ms = timer(make_step(fused, x, extra, mode))
-    eager_ms = timer(make_step(eager, x, extra, mode))
-    compiled_ms = None
+    fns = {"floor": lambda: copy_dst.copy_(x_plain), "fused": make_step(fused, x, extra, mode),
+           "eager": make_step(eager, x, extra, mode)}
     if use_compile:
         torch._dynamo.reset()  # a fresh cache per case: no fall-back to eager after the recompile limit
-        compiled = torch.compile(eager, fullgraph=True, dynamic=False)
-        compiled_ms = timer(make_step(compiled, x, extra, mode))
+        fns["compiled"] = make_step(torch.compile(eager, fullgraph=True, dynamic=False), x, extra, mode)
+    t = timer(fns)
+    fused_ms, eager_ms, compiled_ms = t["fused"], t["eager"], t.get("compiled")
+    floor_ms = t["floor"] * FLOOR_COPIES[mode]
     nbytes = TENSOR_PASSES[mode] * x.numel() * x.element_size()
     return Result(op, tuple(shape), str(dtype).replace("torch.", ""), layout, mode, fused_ms, eager_ms,
                   compiled_ms, floor_ms, nbytes / (fused_ms * 1e-3) / 1e9)
