@@ -154,17 +154,10 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
   acc_t* sh_s1 = reinterpret_cast<acc_t*>(smem_raw);  // [blockDim.x][V]
   acc_t* sh_p = sh_s1 + blockDim.x * V;                // [blockDim.x][V]
 
-  const int64_t tile = blockIdx.x % col_tiles;
-  const int64_t rest = blockIdx.x / col_tiles;
-  const int64_t split = rest % splits;
-  const int64_t n = rest / splits;
-  const int tx = threadIdx.x % tx_count;
-  const int ty = threadIdx.x / tx_count;
-  const int ty_count = blockDim.x / tx_count;
-  const int64_t c0 = (tile * tx_count + tx) * V;
+  const NhwcPosition pos = nhwc_position<V>(M, chunk, splits, col_tiles, tx_count);
+  const int64_t n = pos.n, split = pos.split, c0 = pos.c0, row_begin = pos.row_begin, row_end = pos.row_end;
+  const int tx = pos.tx, ty = pos.ty, ty_count = pos.ty_count;
   const bool active = c0 < C;  // V divides C when V > 1
-  const int64_t row_begin = split * chunk;
-  const int64_t row_end = row_begin + chunk < M ? row_begin + chunk : M;
 
   acc_t s1[V], p[V];
 #pragma unroll
@@ -243,17 +236,10 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
                       acc_type<scalar_t> slope) {
   using acc_t = acc_type<scalar_t>;
   constexpr int kUnroll = unroll_for<V>();
-  const int64_t tile = blockIdx.x % col_tiles;
-  const int64_t rest = blockIdx.x / col_tiles;
-  const int64_t split = rest % splits;
-  const int64_t n = rest / splits;
-  const int tx = threadIdx.x % tx_count;
-  const int ty = threadIdx.x / tx_count;
-  const int ty_count = blockDim.x / tx_count;
-  const int64_t c0 = (tile * tx_count + tx) * V;
+  const NhwcPosition pos = nhwc_position<V>(M, chunk, splits, col_tiles, tx_count);
+  const int64_t n = pos.n, split = pos.split, c0 = pos.c0, row_begin = pos.row_begin, row_end = pos.row_end;
+  const int tx = pos.tx, ty = pos.ty, ty_count = pos.ty_count;
   if (c0 >= C) return;  // no block-wide synchronisation below
-  const int64_t row_begin = split * chunk;
-  const int64_t row_end = row_begin + chunk < M ? row_begin + chunk : M;
 
   acc_t mu[V], a[V], b[V], A[V], B[V], Cc[V];
   const acc_t mu_l = mean_l[n], s_l = rstd_l[n];

@@ -61,6 +61,31 @@ __device__ __forceinline__ void store_vec(T* p, const Vec<T, V>& v) {
   }
 }
 
+// What one thread of a channels_last (NHWC) kernel owns. The block index encodes (sample n,
+// row chunk `split` of `chunk` rows, column tile); within the block, tx picks a vector of V
+// channels and ty a lane of rows (rows ty, ty + ty_count, ...).
+struct NhwcPosition {
+  int64_t n, split, c0, row_begin, row_end;
+  int tx, ty, ty_count;
+};
+
+template <int V>
+__device__ __forceinline__ NhwcPosition nhwc_position(int64_t M, int64_t chunk, int64_t splits, int64_t col_tiles,
+                                                      int tx_count) {
+  NhwcPosition p;
+  const int64_t tile = blockIdx.x % col_tiles;
+  const int64_t rest = blockIdx.x / col_tiles;
+  p.split = rest % splits;
+  p.n = rest / splits;
+  p.tx = static_cast<int>(threadIdx.x % tx_count);
+  p.ty = static_cast<int>(threadIdx.x / tx_count);
+  p.ty_count = static_cast<int>(blockDim.x / tx_count);
+  p.c0 = (tile * tx_count + p.tx) * V;
+  p.row_begin = p.split * chunk;
+  p.row_end = p.row_begin + chunk < M ? p.row_begin + chunk : M;
+  return p;
+}
+
 constexpr unsigned kFullMask = 0xffffffffu;
 
 template <typename T>
