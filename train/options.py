@@ -9,7 +9,7 @@ ARCHS = ("adalin", "resnet_9blocks", "resnet_6blocks", "ugatit", "ugatit_light")
 # `--demo`: a run that learns visibly on a laptop CPU in a few minutes. Applied only to the
 # options not given explicitly on the command line.
 DEMO_DEFAULTS = {
-    "dataset": "synthetic", "crop_size": 32, "load_size": 32, "ngf": 16, "ndf": 16, "n_layers_D": 3,
+    "dataset": "synthetic", "crop_size": 32, "load_size": 32, "ngf": 32, "ndf": 16, "n_layers_D": 3,
     "n_blocks": 3, "batch_size": 4, "synthetic_size": 200, "n_epochs": 6, "n_epochs_decay": 6,
     "print_freq": 10, "display_freq": 100, "eval_freq": 100, "save_latest_freq": 100,
     "num_threads": 1, "eval_size": 64, "lr": 2e-4, "torch_threads": 1,
