@@ -18,7 +18,6 @@ std::barrier). Blocks run one after another; the threads of a block are std::thr
 """
 import argparse
 import ctypes
-import os
 import pathlib
 import re
 import shutil

@@ -10,53 +10,10 @@ written here, not imported from cyclegan_ext.reference, so that they judge it to
 import pytest
 import torch
 from torch import nn
-from torch.nn import Parameter
 
 from cyclegan_ext import FusedAdaLIN, FusedLIN, reference
 
-
-class adaILN(nn.Module):  # noqa: N801  (U-GAT-IT's name)
-    def __init__(self, num_features, eps=1e-5):
-        super().__init__()
-        self.eps = eps
-        self.rho = Parameter(torch.Tensor(1, num_features, 1, 1))
-        self.rho.data.fill_(0.9)
-
-    def forward(self, input, gamma, beta):
-        n = input.shape[0]
-        in_mean = torch.mean(input, dim=[2, 3], keepdim=True)
-        in_var = torch.var(input, dim=[2, 3], keepdim=True)
-        out_in = (input - in_mean) / torch.sqrt(in_var + self.eps)
-        ln_mean = torch.mean(input, dim=[1, 2, 3], keepdim=True)
-        ln_var = torch.var(input, dim=[1, 2, 3], keepdim=True)
-        out_ln = (input - ln_mean) / torch.sqrt(ln_var + self.eps)
-        rho = self.rho.expand(n, -1, -1, -1)
-        out = rho * out_in + (1 - rho) * out_ln
-        return out * gamma.unsqueeze(2).unsqueeze(3) + beta.unsqueeze(2).unsqueeze(3)
-
-
-class ILN(nn.Module):
-    def __init__(self, num_features, eps=1e-5):
-        super().__init__()
-        self.eps = eps
-        self.rho = Parameter(torch.Tensor(1, num_features, 1, 1))
-        self.gamma = Parameter(torch.Tensor(1, num_features, 1, 1))
-        self.beta = Parameter(torch.Tensor(1, num_features, 1, 1))
-        self.rho.data.fill_(0.0)
-        self.gamma.data.fill_(1.0)
-        self.beta.data.fill_(0.0)
-
-    def forward(self, input):
-        n = input.shape[0]
-        in_mean = torch.mean(input, dim=[2, 3], keepdim=True)
-        in_var = torch.var(input, dim=[2, 3], keepdim=True)
-        out_in = (input - in_mean) / torch.sqrt(in_var + self.eps)
-        ln_mean = torch.mean(input, dim=[1, 2, 3], keepdim=True)
-        ln_var = torch.var(input, dim=[1, 2, 3], keepdim=True)
-        out_ln = (input - ln_mean) / torch.sqrt(ln_var + self.eps)
-        rho = self.rho.expand(n, -1, -1, -1)
-        out = rho * out_in + (1 - rho) * out_ln
-        return out * self.gamma.expand(n, -1, -1, -1) + self.beta.expand(n, -1, -1, -1)
+from ugatit_layers import ILN, adaILN  # U-GAT-IT's layers (tests/ugatit_layers.py)
 
 
 class RhoClipper:

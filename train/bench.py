@@ -21,7 +21,6 @@ import datetime
 import json
 import os
 import statistics
-import sys
 import time
 
 import torch

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from conftest import LOSSES, TINY, run_train, train_records
+from conftest import TINY, run_train, train_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARGS = [*TINY, "--pool_size", "0", "--print_freq", "1", "--display_freq", "100", "--eval_freq", "100",
