@@ -177,14 +177,8 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
     const int64_t row_stride = ty_count;
     for (int64_t r0 = row_begin + ty; r0 < row_end; r0 += row_stride * kUnroll) {
       Vec<scalar_t, V> xb[kUnroll], gb[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t r = r0 + u * row_stride;
-        if (r < row_end) {
-          xb[u] = load_vec<V>(xbase + r * C);
-          gb[u] = load_vec<V>(gbase + r * C);
-        }
-      }
+      load_rows(xbase, C, r0, row_stride, row_end, xb);
+      load_rows(gbase, C, r0, row_stride, row_end, gb);
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (r0 + u * row_stride < row_end) {
@@ -259,14 +253,8 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
   const int64_t row_stride = ty_count;
   for (int64_t r0 = row_begin + ty; r0 < row_end; r0 += row_stride * kUnroll) {
     Vec<scalar_t, V> xb[kUnroll], gb[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t r = r0 + u * row_stride;
-      if (r < row_end) {
-        xb[u] = load_vec<V>(xbase + r * C);
-        gb[u] = load_vec<V>(gbase + r * C);
-      }
-    }
+    load_rows(xbase, C, r0, row_stride, row_end, xb);
+    load_rows(gbase, C, r0, row_stride, row_end, gb);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t r = r0 + u * row_stride;

@@ -142,11 +142,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
     const int64_t row_stride = ty_count;
     for (int64_t r0 = row_begin + ty; r0 < row_end; r0 += row_stride * kUnroll) {
       Vec<scalar_t, V> buf[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t r = r0 + u * row_stride;
-        if (r < row_end) buf[u] = load_vec<V>(base + r * C);
-      }
+      load_rows(base, C, r0, row_stride, row_end, buf);
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (r0 + u * row_stride < row_end) {
@@ -217,11 +213,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
   const int64_t row_stride = ty_count;
   for (int64_t r0 = row_begin + ty; r0 < row_end; r0 += row_stride * kUnroll) {
     Vec<scalar_t, V> buf[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t r = r0 + u * row_stride;
-      if (r < row_end) buf[u] = load_vec<V>(xbase + r * C);
-    }
+    load_rows(xbase, C, r0, row_stride, row_end, buf);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t r = r0 + u * row_stride;

@@ -86,6 +86,18 @@ __device__ __forceinline__ NhwcPosition nhwc_position(int64_t M, int64_t chunk, 
   return p;
 }
 
+// Loads rows r0, r0 + stride, ... (U of them, those before row_end) of a channels_last
+// column of V channels: U independent 16-byte loads in flight before any is used.
+template <int U, int V, typename T>
+__device__ __forceinline__ void load_rows(const T* column, int64_t C, int64_t r0, int64_t stride, int64_t row_end,
+                                          Vec<T, V> (&buf)[U]) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t r = r0 + u * stride;
+    if (r < row_end) buf[u] = load_vec<V>(column + r * C);
+  }
+}
+
 constexpr unsigned kFullMask = 0xffffffffu;
 
 template <typename T>
