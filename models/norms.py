@@ -47,20 +47,19 @@ def instance_norm(num_features: int, norm_impl: str, activation=None, negative_s
 
 def adalin(num_features: int, norm_impl: str, activation=None, negative_slope: float = 0.2):
     """U-GAT-IT's adaILN: forward(x, gamma, beta) with gamma, beta of shape (N, C)."""
-    check_norm_impl(norm_impl)
-    if norm_impl == "free":
-        return _free_norm_then(num_features, activation, negative_slope)
-    cls = _adalin_class(norm_impl)
-    norm = cls(num_features, unbiased=True, activation=activation, negative_slope=negative_slope)
-    return _with_fused_slot(norm, activation)
+    return _layer_instance_norm(_adalin_class, num_features, norm_impl, activation, negative_slope)
 
 
 def lin(num_features: int, norm_impl: str, activation=None, negative_slope: float = 0.2):
     """U-GAT-IT's ILN: layer-instance norm with learned rho, gamma, beta."""
+    return _layer_instance_norm(_lin_class, num_features, norm_impl, activation, negative_slope)
+
+
+def _layer_instance_norm(class_for_impl, num_features, norm_impl, activation, negative_slope):
     check_norm_impl(norm_impl)
     if norm_impl == "free":
         return _free_norm_then(num_features, activation, negative_slope)
-    cls = _lin_class(norm_impl)
+    cls = class_for_impl(norm_impl)
     norm = cls(num_features, unbiased=True, activation=activation, negative_slope=negative_slope)
     return _with_fused_slot(norm, activation)
 

@@ -90,15 +90,7 @@ def plot_curves(metrics_path, out_dir):
                 ax.plot(steps, [r[k] for r in train], label=k)
         axes[0].set_title("adversarial losses")
         axes[1].set_title("cycle / identity losses")
-        for ax in axes:
-            ax.set_xlabel("step")
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "losses.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(_finish_figure(plt, fig, axes, os.path.join(out_dir, "losses.png")))
     if evals:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         steps = [r["step"] for r in evals]
@@ -108,14 +100,7 @@ def plot_curves(metrics_path, out_dir):
                                       (f"{metric}_identity_AtoB", "identity baseline (A vs B)", "--")):
                 ax.plot(steps, [r[key] for r in evals], style, label=label, markersize=3)
             ax.set_title(metric.upper() + (" (dB)" if metric == "psnr" else ""))
-            ax.set_xlabel("step")
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "eval.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(_finish_figure(plt, fig, axes, os.path.join(out_dir, "eval.png")))
     return written
 
 
@@ -154,3 +139,15 @@ def write_index(run_dir, opt_dict):
 
 def fmt(x):
     return "inf" if math.isinf(x) else f"{x:.2f}"
+
+
+def _finish_figure(plt, fig, axes, path):
+    """Step axis, legend and grid on every panel; save as PNG and close. Returns the path."""
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
