@@ -5,6 +5,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <limits>
+
 // An empty module, so that `import cyclegan_ext._C` loads this library and runs the
 // TORCH_LIBRARY registrations below.
 extern "C" PyObject* PyInit__C(void) {
@@ -27,8 +29,13 @@ bool is_float_type(at::ScalarType t) {
   return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
 }
 
-void check_param(const at::Tensor& p, const char* name, const at::Tensor& x,
-                 std::initializer_list<int64_t> shape) {
+bool is_per_channel_shape(const at::Tensor& p, int64_t C) {
+  return p.sizes().equals({C}) || p.sizes().equals({1, C, 1, 1});
+}
+
+void check_param(const OptionalTensor& maybe_p, const char* name, const at::Tensor& x, bool per_sample_allowed) {
+  if (!maybe_p.has_value()) return;
+  const at::Tensor& p = *maybe_p;
   TORCH_CHECK_VALUE(p.device() == x.device(), "fused_norm: ", name, " is on ", p.device(),
                     " but x is on ", x.device(), "; move them to the same device");
   TORCH_CHECK_TYPE(p.scalar_type() == x.scalar_type() ||
@@ -36,27 +43,26 @@ void check_param(const at::Tensor& p, const char* name, const at::Tensor& x,
                         (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16)),
                    "fused_norm: ", name, " has dtype ", p.scalar_type(), " but x has dtype ",
                    x.scalar_type(), "; expected the same dtype (or float32 for half-precision x)");
-  TORCH_CHECK_VALUE(p.sizes().equals(shape), "fused_norm: expected ", name, " of shape ",
-                    at::IntArrayRef(shape), ", got ", p.sizes());
+  const int64_t N = x.size(0), C = x.size(1);
+  const bool ok = is_per_channel_shape(p, C) || (per_sample_allowed && p.sizes().equals({N, C}));
+  TORCH_CHECK_VALUE(ok, "fused_norm: expected ", name, " of shape (C,), (1, C, 1, 1)",
+                    per_sample_allowed ? " or (N, C)" : "", " with N = ", N, ", C = ", C, ", got ", p.sizes());
 }
 }  // namespace
 
-void check_forward_inputs(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                          const c10::optional<at::Tensor>& rho, bool unbiased, double eps,
-                          int64_t activation) {
+void check_forward_inputs(const at::Tensor& x, const OptionalTensor& weight, const OptionalTensor& bias,
+                          const OptionalTensor& rho, bool unbiased, double eps, int64_t activation) {
   TORCH_CHECK_VALUE(x.dim() == 4, "fused_norm: expected x of shape (N, C, H, W), got ", x.sizes());
   TORCH_CHECK_TYPE(is_float_type(x.scalar_type()), "fused_norm: expected x to be a floating point tensor, got ",
                    x.scalar_type());
-  const int64_t N = x.size(0), C = x.size(1), M = x.size(2) * x.size(3);
-  TORCH_CHECK_VALUE(N > 0 && C > 0 && M > 0, "fused_norm: x must not be empty, got shape ", x.sizes());
-  TORCH_CHECK_VALUE(!unbiased || M > 1, "fused_norm: unbiased variance needs H*W > 1, got x of shape ",
-                    x.sizes());
+  TORCH_CHECK_VALUE(!unbiased || x.size(2) * x.size(3) != 1,
+                    "fused_norm: unbiased variance needs H*W > 1, got x of shape ", x.sizes());
   TORCH_CHECK_VALUE(eps >= 0, "fused_norm: eps must be >= 0, got ", eps);
   TORCH_CHECK_VALUE(activation >= kActNone && activation <= kActLeakyRelu,
                     "fused_norm: unknown activation code ", activation);
-  check_param(weight, "weight", x, {N, C});
-  check_param(bias, "bias", x, {N, C});
-  if (rho.has_value()) check_param(*rho, "rho", x, {C});
+  check_param(weight, "weight", x, /*per_sample_allowed=*/true);
+  check_param(bias, "bias", x, /*per_sample_allowed=*/true);
+  check_param(rho, "rho", x, /*per_sample_allowed=*/false);
 }
 
 void check_backward_inputs(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& mean_c,
@@ -72,6 +78,14 @@ void check_backward_inputs(const at::Tensor& grad_out, const at::Tensor& x, cons
                     "fused_norm_backward: saved statistics have the wrong shapes");
 }
 
+bool is_per_sample(const at::Tensor& p) { return p.dim() == 2; }
+
+ParamLayout param_layout(const OptionalTensor& p) {
+  if (!p.has_value()) return {false, 0, 0};
+  if (is_per_sample(*p)) return {true, p->stride(0), p->stride(1)};
+  return {true, 0, p->stride(p->dim() == 1 ? 0 : 1)};
+}
+
 at::Tensor kernel_layout(const at::Tensor& x) {
   if (x.is_contiguous() || x.is_contiguous(at::MemoryFormat::ChannelsLast)) return x;
   return x.contiguous();
@@ -81,26 +95,39 @@ bool is_channels_last_layout(const at::Tensor& x) {
   return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-at::Tensor as_param_matrix(const at::Tensor& t, at::ScalarType acc) {
-  return t.to(acc).contiguous();
+namespace {
+at::ScalarType statistics_dtype(const at::Tensor& x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+}  // namespace
+
+ForwardResult empty_forward_result(const at::Tensor& x) {
+  const int64_t N = x.size(0), C = x.size(1);
+  const auto stats = x.options().dtype(statistics_dtype(x));
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  return {at::empty_like(x), at::full({N, C}, nan, stats), at::full({N, C}, nan, stats), at::full({N}, nan, stats),
+          at::full({N}, nan, stats)};
 }
 
-at::Tensor rho_vector(const c10::optional<at::Tensor>& rho, int64_t C, at::ScalarType acc,
-                      const at::Device& device) {
-  if (rho.has_value()) return rho->to(acc).contiguous();
-  return at::ones({C}, at::TensorOptions().dtype(acc).device(device));
+BackwardResult empty_backward_result(const at::Tensor& x) {
+  const int64_t N = x.size(0), C = x.size(1);
+  const auto grads = x.options().dtype(statistics_dtype(x));
+  return {at::empty_like(x), at::zeros({N, C}, grads), at::zeros({N, C}, grads), at::zeros({N, C}, grads)};
 }
 
 TORCH_LIBRARY(cyclegan_ext, m) {
   // y, mean_c (N, C), rstd_c (N, C), mean_l (N,), rstd_l (N,). Statistics are in the
-  // accumulation dtype (float32, or float64 for float64 x). rho = None is instance norm.
+  // accumulation dtype (float32, or float64 for float64 x). weight / bias: None (1 / 0),
+  // per channel ((C,) or (1, C, 1, 1)) or per sample ((N, C)); rho: None (instance norm) or
+  // per channel.
   m.def(
-      "fused_norm_forward(Tensor x, Tensor weight, Tensor bias, Tensor? rho, bool unbiased, "
+      "fused_norm_forward(Tensor x, Tensor? weight, Tensor? bias, Tensor? rho, bool unbiased, "
       "float eps, int activation, float negative_slope) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   // grad_x (like x), and per-sample grad_weight, grad_bias, grad_rho, each (N, C) in the
-  // accumulation dtype (grad_rho is zero when rho is None).
+  // accumulation dtype (grad_rho is zero when rho is None); the autograd glue sums them over n
+  // for per-channel parameters.
   m.def(
-      "fused_norm_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, Tensor? rho, "
+      "fused_norm_backward(Tensor grad_out, Tensor x, Tensor? weight, Tensor? bias, Tensor? rho, "
       "Tensor mean_c, Tensor rstd_c, Tensor mean_l, Tensor rstd_l, bool unbiased, int activation, "
       "float negative_slope) -> (Tensor, Tensor, Tensor, Tensor)");
 }

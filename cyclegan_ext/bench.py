@@ -2,6 +2,7 @@
 
     python -m cyclegan_ext.bench                       # CPU, float32, all ops, default shapes
     python -m cyclegan_ext.bench --device cuda --dtypes float32,bfloat16 --json out.json
+    python -m cyclegan_ext.bench --overhead             # per-call host cost vs torch's layers
 
 Within a case, ours, the eager reference, torch.compile of it and the copy floor are timed
 round-robin (so drift hits all alike), each as the median of many repetitions after warm-up. The floor is the time of one preallocated copy of the bytes the op must move
@@ -191,13 +192,18 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's default)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--overhead", action="store_true",
+                        help="per-call cost at a tiny shape, ours vs torch's layers, no_grad and forward+backward "
+                             "(1 CPU thread unless --threads)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda given but no CUDA GPU is available")
+    if args.threads or args.overhead:
+        torch.set_num_threads(args.threads or 1)
+    if args.overhead:
+        return main_overhead(args, argv, device)
     dtypes = [getattr(torch, name) for name in args.dtypes.split(",")]
     shapes = parse_shapes(args.shapes) if args.shapes else GENERATOR_SHAPES + LARGE_SHAPES[device.type]
     ops = args.ops.split(",")
@@ -228,6 +234,20 @@ def main(argv=None):
     return results
 
 
+def main_overhead(args, argv, device):
+    from .bench_overhead import OVERHEAD_SHAPE, run_overhead
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    print(f"# {started:%Y-%m-%d %H:%M} UTC, {machine_description(device)}, torch {torch.__version__}")
+    print(f"# python -m cyclegan_ext.bench {' '.join(sys.argv[1:] if argv is None else argv)}")
+    shape = parse_shapes(args.shapes)[0] if args.shapes else OVERHEAD_SHAPE
+    rows = run_overhead(device, shape, rounds=args.reps or 15)
+    if args.json:
+        _write_json_atomically(args.json, {"date": started.isoformat(), "machine": machine_description(device),
+                                           "torch": torch.__version__, "overhead": rows})
+    return rows
+
+
 def print_worst_cases(results):
     print("\n# worst case per op and mode (speed-up over eager, over torch.compile; multiples of the floor)")
     keys = sorted({(r.op, r.mode) for r in results})
@@ -245,6 +265,10 @@ def write_json(path, results, started, device):
     payload = {"date": started.isoformat(), "machine": machine_description(device), "torch": torch.__version__,
                "results": [dict(asdict(r), vs_eager=r.vs_eager, vs_compiled=r.vs_compiled, floors=r.floors)
                            for r in results]}
+    _write_json_atomically(path, payload)
+
+
+def _write_json_atomically(path, payload):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=1)

@@ -15,18 +15,14 @@ def check_input(layer: str, x, num_features: int, allow_unbatched: bool = False)
     ranks = "(N, C, H, W) or (C, H, W)" if allow_unbatched else "(N, C, H, W)"
     if x.dim() != 4 and not (allow_unbatched and x.dim() == 3):
         raise ValueError(f"{layer}: expected x of shape {ranks}, got a {x.dim()}-D tensor of shape {tuple(x.shape)}")
-    if x.dim() == 4 and x.shape[0] == 0:
-        raise ValueError(f"{layer}: x has an empty batch (shape {tuple(x.shape)}); expected N >= 1")
     channel_dim = x.dim() - 3
     if x.shape[channel_dim] != num_features:
         raise ValueError(f"{layer}: expected x with {num_features} channels (num_features) at dim "
                          f"{channel_dim}, got shape {tuple(x.shape)}")
-    if x.shape[-1] * x.shape[-2] == 0:
-        raise ValueError(f"{layer}: x has an empty spatial size (shape {tuple(x.shape)})")
 
 
 def check_spatial_size_for_unbiased(layer: str, x):
-    if x.shape[-1] * x.shape[-2] < 2:
+    if x.shape[-1] * x.shape[-2] == 1:
         raise ValueError(f"{layer}: unbiased variance needs H*W > 1, got x of shape {tuple(x.shape)}; "
                          "use unbiased=False for 1x1 feature maps")
 

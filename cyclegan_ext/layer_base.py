@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .activations import check_activation
+from .activations import activation_code
 
 ADALIN_RHO_INIT = 0.9  # U-GAT-IT's adaILN
 LIN_RHO_INIT = 0.0     # U-GAT-IT's ILN
@@ -17,7 +17,7 @@ class LayerInstanceNormBase(nn.Module):
     def __init__(self, num_features: int, eps: float, unbiased: bool, activation, negative_slope: float,
                  rho_init: float, affine: bool, device=None, dtype=None):
         super().__init__()
-        check_activation(activation)
+        activation_code(activation)  # validates before anything is built
         if not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         self.num_features = num_features
@@ -32,9 +32,14 @@ class LayerInstanceNormBase(nn.Module):
             self.gamma = nn.Parameter(torch.full(shape, 1.0, **factory))
             self.beta = nn.Parameter(torch.full(shape, 0.0, **factory))
 
-    def per_sample_affine(self, n: int):
-        """LIN's gamma and beta as the (N, C) per-sample parameters the op takes."""
-        return self.gamma.reshape(1, -1).expand(n, -1), self.beta.reshape(1, -1).expand(n, -1)
+    @property
+    def activation(self):
+        return self._activation
+
+    @activation.setter
+    def activation(self, value):
+        self.activation_code = activation_code(value)  # what the fused op takes, computed once
+        self._activation = value
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, unbiased={self.unbiased}, "

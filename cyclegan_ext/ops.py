@@ -1,21 +1,18 @@
-"""The fused normalization op: fake (meta) kernels, autograd, and a Python entry point.
+"""The fused normalization op: fake (meta) kernels and the Python entry points.
 
 torch.ops.cyclegan_ext.fused_norm_forward / fused_norm_backward are defined in C++
-(csrc/ops.cpp). This module teaches the dispatcher their output shapes (so they trace
-under torch.compile) and their gradients. The hot path is the compiled kernels; only a
-second-order backward (create_graph=True, e.g. a WGAN-GP gradient penalty) falls back to
-the differentiable PyTorch reference, see `_backward`.
+(csrc/ops.cpp), with their autograd (csrc/autograd.cpp): no Python runs per call in forward
+or backward. This module teaches the dispatcher their output shapes, so that they trace
+under torch.compile.
 """
 from __future__ import annotations
 
 import torch
 
 from . import _extension  # noqa: F401  (loads the kernels)
-from . import reference
 from .activations import activation_code
 
-_ops = torch.ops.cyclegan_ext
-ACTIVATION_NAMES = {0: None, 1: "relu", 2: "leaky_relu"}
+_forward_overload = torch.ops.cyclegan_ext.fused_norm_forward.default
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -59,64 +56,29 @@ def _backward_fake(grad_out, x, weight, bias, rho, mean_c, rstd_c, mean_l, rstd_
     return grad_x, x.new_empty((n, c), dtype=acc), x.new_empty((n, c), dtype=acc), x.new_empty((n, c), dtype=acc)
 
 
-def _setup_context(ctx, inputs, output):
-    x, weight, bias, rho, unbiased, eps, activation, negative_slope = inputs
-    _, mean_c, rstd_c, mean_l, rstd_l = output
-    ctx.mark_non_differentiable(mean_c, rstd_c, mean_l, rstd_l)
-    ctx.save_for_backward(x, weight, bias, rho, mean_c, rstd_c, mean_l, rstd_l)
-    ctx.options = (unbiased, eps, activation, negative_slope)
+def forward_op():
+    """The forward op as the layers call it: the raw C++ entry in eager mode (no Python frame
+    of its own), the OpOverload while torch.compile traces (which it understands)."""
+    if torch.compiler.is_compiling():
+        return _forward_overload
+    return _forward_overload._op
 
 
-def _backward(ctx, grad_y, *unused_stat_grads):
-    x, weight, bias, rho, mean_c, rstd_c, mean_l, rstd_l = ctx.saved_tensors
-    unbiased, eps, activation, negative_slope = ctx.options
-    if torch.is_grad_enabled():
-        # create_graph=True: the gradient itself must be differentiable.
-        grads = _differentiable_backward(grad_y, x, weight, bias, rho, *ctx.options)
-    else:
-        grad_x, grad_w, grad_b, grad_rho = _ops.fused_norm_backward(
-            grad_y, x, weight, bias, rho, mean_c, rstd_c, mean_l, rstd_l, unbiased, activation,
-            negative_slope)
-        grads = (grad_x, grad_w.to(weight.dtype), grad_b.to(bias.dtype),
-                 None if rho is None else grad_rho.sum(0).to(rho.dtype))
-    grad_x, grad_w, grad_b, grad_rho = grads
-    return grad_x, grad_w, grad_b, grad_rho, None, None, None, None
-
-
-def _differentiable_backward(grad_y, x, weight, bias, rho, unbiased, eps, activation, negative_slope):
-    """Gradients built from the PyTorch reference, so that they can be differentiated again."""
-    if rho is None:
-        rho_in = torch.ones(x.shape[1], dtype=weight.dtype, device=x.device)
-    else:
-        rho_in = rho
-    inputs = [t if t.requires_grad else t.detach().requires_grad_()
-              for t in (x, weight, bias, rho_in)]
-    with torch.enable_grad():
-        y = reference.adalin(inputs[0], inputs[1], inputs[2], inputs[3], eps=eps, unbiased=unbiased,
-                             activation=ACTIVATION_NAMES[activation], negative_slope=negative_slope)
-        grads = torch.autograd.grad(y, inputs, grad_y, create_graph=True, allow_unused=True)
-    grad_x, grad_w, grad_b, grad_rho = grads
-    return grad_x, grad_w, grad_b, (None if rho is None else grad_rho)
-
-
-torch.library.register_autograd("cyclegan_ext::fused_norm_forward", _backward, setup_context=_setup_context)
-
-
-def fused_norm(x, weight, bias, rho=None, *, unbiased: bool, eps: float, activation=None,
+def fused_norm(x, weight=None, bias=None, rho=None, *, unbiased: bool, eps: float, activation=None,
                negative_slope: float = 0.2):
-    """y = act(weight * norm(x) + bias) for x (N, C, H, W), weight/bias (N, C), rho (C,) or None.
+    """y = act(weight * norm(x) + bias) for x (N, C, H, W).
 
-    norm(x) = rho * instance_norm(x) + (1 - rho) * layer_norm(x); rho=None is plain instance
-    norm. Arguments are checked by the layers (with their own argument names) and again in C++.
+    weight, bias: None (1 and 0), per channel ((C,) or (1, C, 1, 1)) or per sample ((N, C)).
+    norm(x) = rho * instance_norm(x) + (1 - rho) * layer_norm(x), rho per channel; rho=None is
+    plain instance norm. Arguments are checked in C++.
     """
-    y, *_ = _ops.fused_norm_forward(x, weight, bias, rho, unbiased, eps, activation_code(activation),
-                                    negative_slope)
-    return y
+    return fused_norm_with_stats(x, weight, bias, rho, unbiased=unbiased, eps=eps, activation=activation,
+                                 negative_slope=negative_slope)[0]
 
 
-def fused_norm_with_stats(x, weight, bias, rho=None, *, unbiased: bool, eps: float, activation=None,
+def fused_norm_with_stats(x, weight=None, bias=None, rho=None, *, unbiased: bool, eps: float, activation=None,
                           negative_slope: float = 0.2):
     """As fused_norm, also returning (mean_c, rstd_c) of shape (N, C), e.g. for running statistics."""
-    y, mean_c, rstd_c, _, _ = _ops.fused_norm_forward(
-        x, weight, bias, rho, unbiased, eps, activation_code(activation), negative_slope)
+    y, mean_c, rstd_c, _, _ = forward_op()(x, weight, bias, rho, unbiased, eps, activation_code(activation),
+                                           negative_slope)
     return y, mean_c, rstd_c

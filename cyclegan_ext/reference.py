@@ -52,7 +52,7 @@ class LIN(LayerInstanceNormBase):
                          affine=True, device=device, dtype=dtype)
 
     def forward(self, x):
-        gamma, beta = self.per_sample_affine(x.shape[0])
+        gamma, beta = self.gamma.reshape(1, -1).expand(x.shape[0], -1), self.beta.reshape(1, -1).expand(x.shape[0], -1)
         return adalin(x, gamma, beta, self.rho, self.eps, self.unbiased, self.activation, self.negative_slope)
 
 

@@ -138,19 +138,31 @@ def test_x_on_meta_with_params_on_cpu():
         FusedAdaLIN(C)(torch.empty(N, C, H, W, device="meta"), *(t.to("meta") for t in gb()))
 
 
+EMPTY_SHAPES = [(0, C, H, W), (N, C, 0, W), (N, C, H, 0)]
+
+
 @pytest.mark.parametrize("layer", LAYERS)
-def test_empty_batch(layer):
-    """Documented result: an empty batch is refused (U-GAT-IT's layers return NaN-free nothing,
-    nn.InstanceNorm2d an empty tensor; a 0-sample batch is almost always a data-loader bug)."""
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=["N0", "H0", "W0"])
+def test_empty_input_gives_an_empty_output_as_nn_instance_norm(layer, shape):
+    """nn.InstanceNorm2d (and U-GAT-IT's layers) return an empty result for an input with no
+    elements; so do the fused layers, forward and backward."""
     module, call = LAYERS[layer]()
-    with pytest.raises(ValueError, match="empty batch"):
-        call(module, torch.randn(0, C, H, W))
+    x = torch.randn(shape, requires_grad=True)
+    y = call(module, x)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    for p in module.parameters():
+        assert p.grad is None or torch.equal(p.grad, torch.zeros_like(p))
 
 
-@pytest.mark.parametrize("shape", [(N, C, 0, W), (N, C, H, 0)], ids=["H0", "W0"])
-def test_empty_spatial_size(shape):
-    with pytest.raises(ValueError, match="empty spatial size"):
-        FusedInstanceNorm2d(C)(torch.randn(shape))
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=["N0", "H0", "W0"])
+def test_empty_input_matches_nn_instance_norm(shape):
+    x = torch.randn(shape)
+    assert FusedInstanceNorm2d(C)(x).shape == torch.nn.InstanceNorm2d(C)(x).shape == x.shape
+    tracked = FusedInstanceNorm2d(C, track_running_stats=True)
+    tracked(x)
+    assert torch.equal(tracked.running_mean, torch.zeros(C)) and torch.equal(tracked.running_var, torch.ones(C))
 
 
 @pytest.mark.parametrize("layer", ["adalin", "lin"])
@@ -184,7 +196,8 @@ def test_none_string_activation_is_accepted():
 # ---------------------------------------------------------------- python entry point
 
 @pytest.mark.parametrize("name,kwargs,exc,pattern", [
-    ("weight_shape", dict(weight=torch.randn(C)), ValueError, "weight of shape"),
+    ("weight_shape", dict(weight=torch.randn(C + 1)), ValueError, "weight of shape"),
+    ("weight_1C", dict(weight=torch.randn(1, C)), ValueError, "weight of shape"),
     ("bias_shape", dict(bias=torch.randn(N, C + 1)), ValueError, "bias of shape"),
     ("rho_shape", dict(rho=torch.rand(C + 1)), ValueError, "rho of shape"),
     ("rho_dtype", dict(rho=torch.rand(C, dtype=torch.float64)), TypeError, "rho has dtype"),
@@ -192,10 +205,7 @@ def test_none_string_activation_is_accepted():
     ("bias_int", dict(bias=torch.ones(N, C, dtype=torch.int32)), TypeError, "bias has dtype"),
     ("x_int", dict(x=torch.ones(N, C, H, W, dtype=torch.int64)), TypeError, "x to be a floating point"),
     ("x_rank", dict(x=torch.randn(C, H, W)), ValueError, r"x of shape \(N, C, H, W\)"),
-    ("x_empty", dict(x=torch.randn(0, C, H, W), weight=torch.randn(0, C), bias=torch.randn(0, C)),
-     ValueError, "x must not be empty"),
-    ("c_empty", dict(x=torch.randn(N, 0, H, W), weight=torch.randn(N, 0), bias=torch.randn(N, 0),
-                     rho=torch.rand(0)), ValueError, "x must not be empty"),
+    ("rho_per_sample", dict(rho=torch.rand(N, C)), ValueError, "rho of shape"),
     ("unbiased_1x1", dict(x=torch.randn(N, C, 1, 1)), ValueError, "unbiased variance needs H\\*W > 1"),
     ("negative_eps", dict(eps=-1e-5), ValueError, "eps must be >= 0"),
 ])
@@ -223,9 +233,9 @@ def _fwd_args(**over):
     (dict(x=torch.randn(N, C, H)), ValueError),
     (dict(x=torch.ones(N, C, H, W, dtype=torch.bool)), TypeError),
     (dict(weight=torch.randn(N * C)), ValueError),
-    (dict(rho=torch.rand(1, C, 1, 1)), ValueError),
+    (dict(rho=torch.rand(C, 1)), ValueError),
     (dict(x=torch.randn(N, C, 1, 1)), ValueError),
-], ids=["act3", "act-1", "eps-inf", "rank3", "bool", "weight_flat", "rho_4d", "unbiased_1x1"])
+], ids=["act3", "act-1", "eps-inf", "rank3", "bool", "weight_flat", "rho_Cx1", "unbiased_1x1"])
 def test_raw_forward_op_refuses(over, exc):
     with pytest.raises(exc, match="fused_norm"):
         fwd(*_fwd_args(**over))

@@ -9,7 +9,7 @@ from cyclegan_ext import FusedAdaLIN, FusedInstanceNorm2d, FusedLIN
 fwd = torch.ops.cyclegan_ext.fused_norm_forward.default
 bwd = torch.ops.cyclegan_ext.fused_norm_backward.default
 
-ACT = {None: 0, "relu": 1, "leaky_relu": 2}
+
 
 
 def _args(shape, *, device, dtype=torch.float32, rho=True, channels_last=False, requires_grad=True,

@@ -311,29 +311,51 @@ at::Tensor empty_in_layout(const at::Tensor& like, bool channels_last) {
                                                                             : at::MemoryFormat::Contiguous));
 }
 
+// The parameters as dense (N, C) / (C,) arrays in the compute dtype T, defaults filled in:
+// O(N * C) host work, no tensor ops.
 template <typename T>
-cpu::Params<T> params_of(const at::Tensor& w, const at::Tensor& b, const at::Tensor& rho, bool instance) {
-  return {w.data_ptr<T>(), b.data_ptr<T>(), rho.data_ptr<T>(), instance};
-}
+struct DenseParams {
+  std::vector<T> weight, bias, rho;
+  bool instance;
+
+  DenseParams(const OptionalTensor& w, const OptionalTensor& b, const OptionalTensor& r, int64_t N, int64_t C)
+      : weight(fill(w, N, C, T(1))), bias(fill(b, N, C, T(0))), rho(fill(r, 1, C, T(1))), instance(!r.has_value()) {}
+
+  cpu::Params<T> view() const { return {weight.data(), bias.data(), rho.data(), instance}; }
+
+ private:
+  static std::vector<T> fill(const OptionalTensor& p, int64_t rows, int64_t C, T default_value) {
+    std::vector<T> dense(rows * C, default_value);
+    if (!p.has_value()) return dense;
+    const auto compute_type = c10::CppTypeToScalarType<T>::value;
+    const at::Tensor t = p->scalar_type() == compute_type ? *p : p->to(compute_type);
+    const ParamLayout layout = param_layout(t);
+    const T* data = t.const_data_ptr<T>();
+    for (int64_t n = 0; n < rows; ++n) {
+      for (int64_t c = 0; c < C; ++c) dense[n * C + c] = data[n * layout.stride_n + c * layout.stride_c];
+    }
+    return dense;
+  }
+};
 
 }  // namespace
 
-ForwardResult fused_norm_forward_cpu(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias,
-                                     const c10::optional<at::Tensor>& rho, bool unbiased, double eps,
-                                     int64_t activation, double negative_slope) {
+ForwardResult fused_norm_forward_cpu(const at::Tensor& x_in, const OptionalTensor& weight, const OptionalTensor& bias,
+                                     const OptionalTensor& rho, bool unbiased, double eps, int64_t activation,
+                                     double negative_slope) {
   check_forward_inputs(x_in, weight, bias, rho, unbiased, eps, activation);
+  if (x_in.numel() == 0) return empty_forward_result(x_in);
   const at::Tensor x = kernel_layout(compute_input(x_in));
   const bool channels_last = is_channels_last_layout(x);
   const auto acc = x.scalar_type();
   const cpu::Shape s = cpu::shape_of(x);
-  const at::Tensor w = as_param_matrix(weight, acc), b = as_param_matrix(bias, acc);
-  const at::Tensor r = rho_vector(rho, s.C, acc, x.device());
   at::Tensor y = empty_in_layout(x, channels_last);
   const auto stat_opts = x.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor mean_c = at::empty({s.N, s.C}, stat_opts), rstd_c = at::empty({s.N, s.C}, stat_opts);
   at::Tensor mean_l = at::empty({s.N}, stat_opts), rstd_l = at::empty({s.N}, stat_opts);
   AT_DISPATCH_FLOATING_TYPES(acc, "fused_norm_forward_cpu", [&] {
-    const auto p = params_of<scalar_t>(w, b, r, !rho.has_value());
+    const DenseParams<scalar_t> dense(weight, bias, rho, s.N, s.C);
+    const auto p = dense.view();
     auto run = channels_last ? cpu::forward_nhwc<scalar_t> : cpu::forward_nchw<scalar_t>;
     run(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), s, p, unbiased, static_cast<scalar_t>(eps), activation,
         static_cast<scalar_t>(negative_slope), mean_c.data_ptr<scalar_t>(), rstd_c.data_ptr<scalar_t>(),
@@ -343,22 +365,20 @@ ForwardResult fused_norm_forward_cpu(const at::Tensor& x_in, const at::Tensor& w
   return {y, mean_c, rstd_c, mean_l, rstd_l};
 }
 
-BackwardResult fused_norm_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x_in,
-                                       const at::Tensor& weight, const at::Tensor& bias,
-                                       const c10::optional<at::Tensor>& rho, const at::Tensor& mean_c,
-                                       const at::Tensor& rstd_c, const at::Tensor& mean_l,
+BackwardResult fused_norm_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x_in, const OptionalTensor& weight,
+                                       const OptionalTensor& bias, const OptionalTensor& rho,
+                                       const at::Tensor& mean_c, const at::Tensor& rstd_c, const at::Tensor& mean_l,
                                        const at::Tensor& rstd_l, bool unbiased, int64_t activation,
                                        double negative_slope) {
   check_forward_inputs(x_in, weight, bias, rho, unbiased, /*eps=*/0.0, activation);
   check_backward_inputs(grad_out, x_in, mean_c, rstd_c, mean_l, rstd_l);
+  if (x_in.numel() == 0) return empty_backward_result(x_in);
   const at::Tensor x = kernel_layout(compute_input(x_in));
   const bool channels_last = is_channels_last_layout(x);
   const auto acc = x.scalar_type();
   const auto layout = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const at::Tensor g = compute_input(grad_out).contiguous(layout);
   const cpu::Shape s = cpu::shape_of(x);
-  const at::Tensor w = as_param_matrix(weight, acc), b = as_param_matrix(bias, acc);
-  const at::Tensor r = rho_vector(rho, s.C, acc, x.device());
   const at::Tensor mc = mean_c.to(acc).contiguous(), rc = rstd_c.to(acc).contiguous();
   const at::Tensor ml = mean_l.to(acc).contiguous(), rl = rstd_l.to(acc).contiguous();
   at::Tensor dx = empty_in_layout(x, channels_last);
@@ -366,7 +386,8 @@ BackwardResult fused_norm_backward_cpu(const at::Tensor& grad_out, const at::Ten
   at::Tensor dw = at::empty({s.N, s.C}, param_opts), db = at::empty({s.N, s.C}, param_opts);
   at::Tensor drho = at::empty({s.N, s.C}, param_opts);
   AT_DISPATCH_FLOATING_TYPES(acc, "fused_norm_backward_cpu", [&] {
-    const auto p = params_of<scalar_t>(w, b, r, !rho.has_value());
+    const DenseParams<scalar_t> dense(weight, bias, rho, s.N, s.C);
+    const auto p = dense.view();
     const cpu::Saved<scalar_t> st{mc.data_ptr<scalar_t>(), rc.data_ptr<scalar_t>(), ml.data_ptr<scalar_t>(),
                                   rl.data_ptr<scalar_t>()};
     const cpu::GradOut<scalar_t> out{dx.data_ptr<scalar_t>(), dw.data_ptr<scalar_t>(), db.data_ptr<scalar_t>(),

@@ -32,22 +32,26 @@ at::ScalarType accumulation_dtype(const at::Tensor& x) {
 }
 
 // A parameter in the accumulation dtype: the tensor itself when it already is (read with its
-// strides by the kernels, so expanded (N, C) views cost nothing), else as_param_matrix's copy.
-at::Tensor param_in(const at::Tensor& t, at::ScalarType acc) {
-  return t.scalar_type() == acc ? t : as_param_matrix(t, acc);
+// strides by the kernels), else a converted copy. Undefined when the argument is None.
+at::Tensor param_in(const OptionalTensor& t, at::ScalarType acc) {
+  if (!t.has_value()) return at::Tensor();
+  return t->scalar_type() == acc ? *t : t->to(acc);
 }
 
 template <typename acc_t>
 cuda::ParamView<acc_t> param_view(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& rho) {
+  const ParamLayout w = param_layout(weight.defined() ? OptionalTensor(weight) : OptionalTensor());
+  const ParamLayout b = param_layout(bias.defined() ? OptionalTensor(bias) : OptionalTensor());
+  const ParamLayout r = param_layout(rho.defined() ? OptionalTensor(rho) : OptionalTensor());
   cuda::ParamView<acc_t> v;
-  v.weight = weight.const_data_ptr<acc_t>();
-  v.weight_sn = weight.stride(0);
-  v.weight_sc = weight.stride(1);
-  v.bias = bias.const_data_ptr<acc_t>();
-  v.bias_sn = bias.stride(0);
-  v.bias_sc = bias.stride(1);
-  v.rho = rho.defined() ? rho.const_data_ptr<acc_t>() : nullptr;
-  v.rho_s = rho.defined() ? rho.stride(0) : 0;
+  v.weight = w.defined ? weight.const_data_ptr<acc_t>() : nullptr;
+  v.weight_sn = w.stride_n;
+  v.weight_sc = w.stride_c;
+  v.bias = b.defined ? bias.const_data_ptr<acc_t>() : nullptr;
+  v.bias_sn = b.stride_n;
+  v.bias_sc = b.stride_c;
+  v.rho = r.defined ? rho.const_data_ptr<acc_t>() : nullptr;
+  v.rho_s = r.stride_c;
   return v;
 }
 
@@ -71,11 +75,12 @@ at::MemoryFormat kernel_memory_format(bool channels_last) {
   return channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
 }
 
-ForwardResult fused_norm_forward_cuda(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias,
-                                      const c10::optional<at::Tensor>& rho, bool unbiased, double eps,
-                                      int64_t activation, double negative_slope) {
+ForwardResult fused_norm_forward_cuda(const at::Tensor& x_in, const OptionalTensor& weight,
+                                      const OptionalTensor& bias, const OptionalTensor& rho, bool unbiased,
+                                      double eps, int64_t activation, double negative_slope) {
   check_forward_inputs(x_in, weight, bias, rho, unbiased, eps, activation);
   TORCH_CHECK_VALUE(x_in.is_cuda(), "fused_norm (CUDA): expected x on a CUDA device, got ", x_in.device());
+  if (x_in.numel() == 0) return empty_forward_result(x_in);
   c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = kernel_layout(x_in);
   const bool channels_last = is_channels_last_layout(x);
@@ -90,7 +95,7 @@ ForwardResult fused_norm_forward_cuda(const at::Tensor& x_in, const at::Tensor& 
   at::Tensor rstd_l = at::empty({N}, acc_options);
   const at::Tensor w = param_in(weight, acc);
   const at::Tensor b = param_in(bias, acc);
-  const at::Tensor r = rho.has_value() ? param_in(*rho, acc) : at::Tensor();
+  const at::Tensor r = param_in(rho, acc);
 
   const int sms = multiprocessor_count(x.device().index());
   const int vec = vector_width(x, {&y}, C, M, channels_last);
@@ -123,8 +128,8 @@ ForwardResult fused_norm_forward_cuda(const at::Tensor& x_in, const at::Tensor& 
 }
 
 BackwardResult fused_norm_backward_cuda(const at::Tensor& grad_out_in, const at::Tensor& x_in,
-                                        const at::Tensor& weight, const at::Tensor& bias,
-                                        const c10::optional<at::Tensor>& rho, const at::Tensor& mean_c_in,
+                                        const OptionalTensor& weight, const OptionalTensor& bias,
+                                        const OptionalTensor& rho, const at::Tensor& mean_c_in,
                                         const at::Tensor& rstd_c_in, const at::Tensor& mean_l_in,
                                         const at::Tensor& rstd_l_in, bool unbiased, int64_t activation,
                                         double negative_slope) {
@@ -132,6 +137,7 @@ BackwardResult fused_norm_backward_cuda(const at::Tensor& grad_out_in, const at:
   check_backward_inputs(grad_out_in, x_in, mean_c_in, rstd_c_in, mean_l_in, rstd_l_in);
   TORCH_CHECK_VALUE(x_in.is_cuda(), "fused_norm_backward (CUDA): expected x on a CUDA device, got ",
                     x_in.device());
+  if (x_in.numel() == 0) return empty_backward_result(x_in);
   c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = kernel_layout(x_in);
   const bool channels_last = is_channels_last_layout(x);
@@ -153,7 +159,7 @@ BackwardResult fused_norm_backward_cuda(const at::Tensor& grad_out_in, const at:
   at::Tensor grad_rho = at::empty({N, C}, acc_options);
   const at::Tensor w = param_in(weight, acc);
   const at::Tensor b = param_in(bias, acc);
-  const at::Tensor r = rho.has_value() ? param_in(*rho, acc) : at::Tensor();
+  const at::Tensor r = param_in(rho, acc);
 
   const int sms = multiprocessor_count(x.device().index());
   const int vec = vector_width(x, {&grad_out, &grad_x}, C, M, channels_last);

@@ -26,9 +26,9 @@ struct AccType<double> {
 template <typename scalar_t>
 using acc_type = typename AccType<scalar_t>::type;
 
-// Per-channel parameters, read with their strides (they may be expanded views), already in the
-// accumulation dtype. gamma(n, c) = weight[n * weight_sn + c * weight_sc]; rho == nullptr means
-// instance norm (rho = 1).
+// Per-channel parameters, read with their strides (weight_sn = 0 for a parameter shared by
+// every sample), already in the accumulation dtype. gamma(n, c) = weight[n * weight_sn + c *
+// weight_sc]; a nullptr stands for the default: weight 1, bias 0, rho 1 (instance norm).
 template <typename acc_t>
 struct ParamView {
   const acc_t* weight;

@@ -188,11 +188,11 @@ __device__ __forceinline__ void block_allsum2(T& a, T& b, T* scratch) {
 
 template <typename acc_t>
 __device__ __forceinline__ acc_t param_gamma(const ParamView<acc_t>& p, int64_t n, int64_t c) {
-  return p.weight[n * p.weight_sn + c * p.weight_sc];
+  return p.weight == nullptr ? acc_t(1) : p.weight[n * p.weight_sn + c * p.weight_sc];
 }
 template <typename acc_t>
 __device__ __forceinline__ acc_t param_beta(const ParamView<acc_t>& p, int64_t n, int64_t c) {
-  return p.bias[n * p.bias_sn + c * p.bias_sc];
+  return p.bias == nullptr ? acc_t(0) : p.bias[n * p.bias_sn + c * p.bias_sc];
 }
 template <typename acc_t>
 __device__ __forceinline__ acc_t param_rho(const ParamView<acc_t>& p, int64_t c) {
