@@ -1,7 +1,7 @@
 // Per-(n, c) coefficient math shared by the CPU and CUDA kernels.
 //
 // The fused op normalizes x (N, C, H, W) with a mix of instance statistics (per n, c)
-// and layer statistics (per n), see DESIGN.md. Everything here works on the small
+// and layer statistics (per n), see docs/ops.md. Everything here works on the small
 // per-(n, c) and per-n statistics; the big passes over x live in the device kernels.
 //
 // Numerics: the apply passes are written around the channel mean,

@@ -228,9 +228,9 @@ def main(argv=None):
                         r = bench_case(op, shape, dtype, layout, mode, device, timer, not args.no_compile)
                         results.append(r)
                         print(format_row(r), flush=True)
+                        if args.json:  # after every case, so a run cut short keeps what it measured
+                            write_json(args.json, results, started, device)
     print_worst_cases(results)
-    if args.json:
-        write_json(args.json, results, started, device)
     return results
 
 

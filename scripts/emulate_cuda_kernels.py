@@ -88,7 +88,7 @@ def rel_err(a, r, floor=0.0):
 
 
 def run_case(lib, reference, shape, dtype, cl, act, unbiased, rho_on, lin, sms, vec, small, offset=0.5, scale=2.0,
-             slope=0.2, eps=1e-5, seed=0):
+             slope=0.2, eps=1e-5, seed=0, affine=True):
     g = torch.Generator().manual_seed(seed)
     N, C, H, W = shape
     M = H * W
@@ -100,12 +100,16 @@ def run_case(lib, reference, shape, dtype, cl, act, unbiased, rho_on, lin, sms, 
     w = (1 + 0.5 * torch.randn(rows, C, generator=g, dtype=torch.float64)).to(acc).expand(N, C)
     b = (0.5 * torch.randn(rows, C, generator=g, dtype=torch.float64)).to(acc).expand(N, C)
     rho = torch.rand(C, generator=g, dtype=torch.float64).to(acc) if rho_on else None
+    # affine=False: weight and bias are absent (null pointers), meaning 1 and 0
+    w_arg, b_arg = (w, b) if affine else (None, None)
+    if not affine:
+        w, b = torch.ones(N, C, dtype=acc), torch.zeros(N, C, dtype=acc)
     nan = float("nan")
     y = torch.full_like(x, nan)
     mc, rc = torch.full((N, C), nan, dtype=acc), torch.full((N, C), nan, dtype=acc)
     ml, rl = torch.full((N,), nan, dtype=acc), torch.full((N,), nan, dtype=acc)
     info = (ctypes.c_int64 * 10)()
-    assert lib.emu_forward(DT[dtype], ptr(x), ptr(y), ptr(w), w.stride(0), w.stride(1), ptr(b), b.stride(0),
+    assert lib.emu_forward(DT[dtype], ptr(x), ptr(y), ptr(w_arg), w.stride(0), w.stride(1), ptr(b_arg), b.stride(0),
                            b.stride(1), ptr(rho), 0 if rho is None else rho.stride(0), ptr(mc), ptr(rc), ptr(ml),
                            ptr(rl), N, C, M, int(cl), int(unbiased), eps, ACTS[act], slope, sms, vec, small, info) == 0
     plan = list(info)
@@ -121,7 +125,7 @@ def run_case(lib, reference, shape, dtype, cl, act, unbiased, rho_on, lin, sms, 
     yr.backward(go.double())
     gx = torch.full_like(x, nan)
     gw, gb, gr = (torch.full((N, C), nan, dtype=acc) for _ in range(3))
-    assert lib.emu_backward(DT[dtype], ptr(go), ptr(x), ptr(gx), ptr(w), w.stride(0), w.stride(1), ptr(b),
+    assert lib.emu_backward(DT[dtype], ptr(go), ptr(x), ptr(gx), ptr(w_arg), w.stride(0), w.stride(1), ptr(b_arg),
                             b.stride(0), b.stride(1), ptr(rho), 0 if rho is None else rho.stride(0), ptr(mc), ptr(rc),
                             ptr(ml), ptr(rl), ptr(gw), ptr(gb), ptr(gr), N, C, M, int(cl), int(unbiased), ACTS[act],
                             slope, sms, vec, small, info) == 0
@@ -169,16 +173,16 @@ def main():
                     for vec in vecs:
                         act = ["leaky_relu", "relu", None][n % 3]
                         unbiased = shape[2] * shape[3] > 1 and n % 2 == 0
-                        rho_on, lin = n % 4 != 3, n % 5 == 1
+                        rho_on, lin, affine = n % 4 != 3, n % 5 == 1, n % 7 != 2
                         errs, ok_out, plan = run_case(lib, reference, shape, dtype, cl, act, unbiased, rho_on, lin,
-                                                      sms=1 if small else 132, vec=vec, small=small)
+                                                      sms=1 if small else 132, vec=vec, small=small, affine=affine)
                         n += 1
                         ok = ok_out and max(errs.values()) < TOL[dtype]
                         bad += not ok
                         if not ok or args.verbose:
                             print("OK  " if ok else "FAIL", "x".join(map(str, shape)), str(dtype)[6:],
                                   "nhwc" if cl else "nchw", f"vec={vec}", "small-plan" if small else "plan",
-                                  f"act={act}", f"unbiased={unbiased}", f"rho={rho_on}", f"lin={lin}",
+                                  f"act={act}", f"unbiased={unbiased}", f"rho={rho_on}", f"lin={lin}", f"affine={affine}",
                                   " ".join(f"{k}={v:.1e}" for k, v in errs.items()),
                                   f"reduce(splits,chunk,threads,tx,tiles)={plan[:5]} apply={plan[5:]}", flush=True)
     print(f"{n} cases, {bad} failed, {time.time() - t0:.0f}s")

@@ -5,7 +5,7 @@ torch.cuda.is_available() is False (and, with a reason saying so, when the exten
 built without its CUDA kernels: tests/cuda/ is where a GPU build is required), so the same
 suite runs on every machine.
 
-`norm_ref` is the tests' own judge: the op's semantics (DESIGN.md) written out directly in
+`norm_ref` is the tests' own judge: the op's semantics (docs/ops.md) written out directly in
 float64 with plain tensor arithmetic, independent of cyclegan_ext (including its
 `reference` module), and differentiable so its autograd gradients can judge the kernels'.
 """

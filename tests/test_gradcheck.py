@@ -6,6 +6,8 @@ exercises the create_graph=True path.
 """
 import pytest
 import torch
+
+from op_inputs import make_op_inputs  # tests/op_inputs.py
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
@@ -29,13 +31,9 @@ def _away_from_kink(make, pre_activation, tries=200):
 
 
 def _op_inputs(device, memory_format, with_rho, shape=SHAPE):
-    n, c = shape[:2]
-    opts = {"dtype": torch.float64, "device": device}
-    x = (torch.randn(shape, **opts) * 2 + 0.5).contiguous(memory_format=memory_format)
-    weight = torch.randn(n, c, **opts)
-    bias = torch.randn(n, c, **opts)
-    rho = torch.rand(c, **opts) if with_rho else None
-    return x, weight, bias, rho
+    layout = "channels_last" if memory_format == torch.channels_last else "nchw"
+    return make_op_inputs(shape, torch.float64, layout, "adalin" if with_rho else "instance", offset=0.5, scale=2.0,
+                          device=device)
 
 
 def _requires_grad(tensors):

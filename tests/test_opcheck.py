@@ -5,6 +5,7 @@ import torch
 
 import cyclegan_ext  # noqa: F401  (registers torch.ops.cyclegan_ext.*)
 from cyclegan_ext import FusedAdaLIN, FusedInstanceNorm2d, FusedLIN
+from op_inputs import make_op_inputs  # tests/op_inputs.py
 
 fwd = torch.ops.cyclegan_ext.fused_norm_forward.default
 bwd = torch.ops.cyclegan_ext.fused_norm_backward.default
@@ -14,17 +15,8 @@ bwd = torch.ops.cyclegan_ext.fused_norm_backward.default
 
 def _args(shape, *, device, dtype=torch.float32, rho=True, channels_last=False, requires_grad=True,
           unbiased=True, activation=0):
-    n, c = shape[:2]
-    x = torch.randn(shape, device=device, dtype=dtype)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    w = torch.randn(n, c, device=device, dtype=dtype)
-    b = torch.randn(n, c, device=device, dtype=dtype)
-    r = torch.rand(c, device=device, dtype=dtype) if rho else None
-    if requires_grad:
-        for t in (x, w, b, r):
-            if t is not None:
-                t.requires_grad_()
+    x, w, b, r = make_op_inputs(shape, dtype, "channels_last" if channels_last else "nchw",
+                                "adalin" if rho else "instance", device=device, requires_grad=requires_grad)
     return (x, w, b, r, unbiased, 1e-5, activation, 0.2)
 
 

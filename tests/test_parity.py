@@ -13,6 +13,8 @@ be within a small factor of its error, and much better than E[x^2] - E[x]^2.
 import pytest
 import torch
 
+from op_inputs import make_op_inputs  # tests/op_inputs.py
+
 import cyclegan_ext
 
 FWD_TOL = 2e-6
@@ -39,13 +41,9 @@ def grad_scale(name, ref_grads):
 
 def make_inputs(shape, *, device="cpu", dtype=torch.float32, with_rho=True, offset=0.0, std=1.0,
                 memory_format=torch.contiguous_format):
-    n, c = shape[:2]
-    x = (torch.randn(shape, dtype=torch.float64) * std + offset).to(dtype)
-    x = x.to(device).contiguous(memory_format=memory_format)
-    weight = (torch.randn(n, c) + 0.5).to(device, dtype)
-    bias = torch.randn(n, c).to(device, dtype)
-    rho = torch.rand(c).to(device, dtype) if with_rho else None
-    return x, weight, bias, rho
+    layout = "channels_last" if memory_format == torch.channels_last else "nchw"
+    return make_op_inputs(shape, dtype, layout, "adalin" if with_rho else "instance", param_dtype=dtype,
+                          offset=offset, scale=std, device=device)
 
 
 def run_both(x, weight, bias, rho, *, unbiased, eps=1e-5, activation=None, norm_ref, grad_y=None,
@@ -297,7 +295,7 @@ HALF_ROUNDOFF = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last],
                          ids=["nchw", "channels_last"])
 def test_half_precision_input(device, dtype, param_dtype, memory_format, norm_ref):
-    """Half / bfloat16 x (with half or float32 parameters, DESIGN.md): statistics in float32, so
+    """Half / bfloat16 x (with half or float32 parameters): statistics in float32, so
     the only large error is rounding the results to the output dtype: allow 4 roundoffs."""
     p_dtype = dtype if param_dtype == "same" else torch.float32
     x, w, b, rho = make_inputs((2, 6, 10, 9), device=device, dtype=dtype, memory_format=memory_format)

@@ -231,8 +231,8 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
   using acc_t = acc_type<scalar_t>;
   constexpr int kUnroll = unroll_for<V>();
   const NhwcPosition pos = nhwc_position<V>(M, chunk, splits, col_tiles, tx_count);
-  const int64_t n = pos.n, split = pos.split, c0 = pos.c0, row_begin = pos.row_begin, row_end = pos.row_end;
-  const int tx = pos.tx, ty = pos.ty, ty_count = pos.ty_count;
+  const int64_t n = pos.n, c0 = pos.c0, row_begin = pos.row_begin, row_end = pos.row_end;
+  const int ty = pos.ty, ty_count = pos.ty_count;
   if (c0 >= C) return;  // no block-wide synchronisation below
 
   acc_t mu[V], a[V], b[V], A[V], B[V], Cc[V];

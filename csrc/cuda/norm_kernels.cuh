@@ -49,10 +49,9 @@ __device__ __forceinline__ void store_vec(T* p, const Vec<T, V>& v) {
   if constexpr (sizeof(Vec<T, V>) == 16) {
     uint4 bits;
     memcpy(&bits, &v, 16);
-    // Inline PTX: nvcc otherwise splits this store into per-element stores in some kernels.
-    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(bits.x), "r"(bits.y), "r"(bits.z),
-                 "r"(bits.w)
-                 : "memory");
+    // One 16-byte store (nvcc otherwise splits this store into per-element stores in some
+    // kernels); the intrinsic takes the generic pointer and emits st.global.wb.v4.
+    __stwb(reinterpret_cast<uint4*>(p), bits);
     return;
   }
 #endif

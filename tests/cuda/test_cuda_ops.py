@@ -22,6 +22,7 @@ import torch
 
 import cyclegan_ext
 from cyclegan_ext import reference
+from op_inputs import make_op_inputs, param_dtype_for  # tests/op_inputs.py
 
 pytestmark = [
     pytest.mark.cuda,
@@ -37,10 +38,6 @@ def tol_for(dtype):
     return {torch.float32: FP32_TOL, torch.float64: 1e-10}.get(dtype, HALF_TOL)
 
 
-def param_dtype_for(dtype):
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 def rel_err(out, ref, floor=0.0):
     """max|out - ref| / max(max|ref|, floor)."""
     out = out.detach().to(device=ref.device, dtype=torch.float64)
@@ -49,25 +46,11 @@ def rel_err(out, ref, floor=0.0):
     return ((out - ref).abs().max() / ref.abs().max().clamp_min(max(floor, 1e-30))).item()
 
 
-def make_inputs(shape, dtype, layout="nchw", mode="adalin", *, param_dtype=None, offset=0.0, scale=1.0,
-                device="cuda", seed=0):
-    """x, weight (N, C), bias (N, C), rho (C,) or None. mode: adalin | instance | lin (expanded params)."""
-    gen = torch.Generator().manual_seed(seed)
-    n, c, h, w = shape
-    param_dtype = param_dtype or param_dtype_for(dtype)
-    x = (torch.randn(shape, generator=gen, dtype=torch.float64) * scale + offset).to(dtype)
-    x = x.to(device)
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    if mode == "lin":
-        weight = (1 + 0.5 * torch.randn(1, c, generator=gen, dtype=torch.float64)).to(param_dtype).to(device)
-        bias = (0.5 * torch.randn(1, c, generator=gen, dtype=torch.float64)).to(param_dtype).to(device)
-        weight, bias = weight.expand(n, c), bias.expand(n, c)
-    else:
-        weight = (1 + 0.5 * torch.randn(n, c, generator=gen, dtype=torch.float64)).to(param_dtype).to(device)
-        bias = (0.5 * torch.randn(n, c, generator=gen, dtype=torch.float64)).to(param_dtype).to(device)
-    rho = None if mode == "instance" else torch.rand(c, generator=gen, dtype=torch.float64).to(param_dtype).to(device)
-    return x, weight, bias, rho
+def make_inputs(shape, dtype, layout="nchw", mode="adalin", **kwargs):
+    """The shared builder on the GPU, seeded (seed 0 unless given)."""
+    kwargs.setdefault("seed", 0)
+    kwargs.setdefault("device", "cuda")
+    return make_op_inputs(shape, dtype, layout, mode, **kwargs)
 
 
 def ref_device(x):
@@ -476,3 +459,40 @@ def test_opcheck_cuda(layout):
     bargs = (torch.randn_like(y), x2, w.detach(), b.detach(), rho.detach(), mean_c, rstd_c, mean_l, rstd_l, True, 2,
              0.2)
     torch.library.opcheck(torch.ops.cyclegan_ext.fused_norm_backward.default, bargs)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_denormal_variance_with_zero_eps_matches_the_cpu(layout):
+    """A plane whose variance (~1e-40) is below float32's normal range, with eps 0: the kernels
+    are built without fast math (no flush-to-zero), so rstd is finite and large, as on the CPU,
+    instead of inf. A denormal variance of ~9e-41 keeps only ~16 significant bits
+    (9e-41 / 1.4e-45 ~ 2^16), so each device's rstd is good to ~2^-16 ~ 1.5e-5 relative,
+    whatever its summation order: rtol 1e-4 bounds the difference of the two."""
+    x = torch.zeros(1, 2, 4, 4)
+    x[:, :, 0, 0] = 4e-20  # biased variance = (4e-20)^2 * 15 / 256 ~ 9e-41, below 1.18e-38
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected = cyclegan_ext.fused_norm(x, unbiased=False, eps=0.0)
+    got = cyclegan_ext.fused_norm(x.cuda(), unbiased=False, eps=0.0)
+    assert torch.isfinite(expected).all() and torch.isfinite(got).all()
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("weight_shape", [None, "C", "1C11"])
+def test_optional_and_per_channel_params_on_cuda(weight_shape):
+    """weight / bias absent or per channel on the GPU: values and gradients as on the CPU."""
+    n, c = 2, 8
+    shape = {None: None, "C": (c,), "1C11": (1, c, 1, 1)}[weight_shape]
+    x = torch.randn(n, c, 6, 5, dtype=torch.float64, requires_grad=True)
+    w = None if shape is None else (torch.rand(shape, dtype=torch.float64) + 0.5).requires_grad_()
+    rho = torch.rand(c, dtype=torch.float64, requires_grad=True)
+    inputs = [t for t in (x, w, rho) if t is not None]
+    results = []
+    for device in ("cpu", "cuda"):
+        moved = [t.detach().to(device).requires_grad_() for t in inputs]
+        xd, wd, rd = moved[0], (moved[1] if w is not None else None), moved[-1]
+        y = cyclegan_ext.fused_norm(xd, wd, wd, rd, unbiased=True, eps=1e-5, activation="relu")
+        grads = torch.autograd.grad(y, moved, torch.ones_like(y).mul(0.5))
+        results.append([y.cpu(), *[g.cpu() for g in grads]])
+    for cpu_value, cuda_value in zip(*results):
+        torch.testing.assert_close(cuda_value, cpu_value)  # float64 on both: default float64 tolerances
