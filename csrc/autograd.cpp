@@ -18,24 +18,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-const auto& forward_op() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("cyclegan_ext::fused_norm_forward", "")
-                             .typed<ForwardResult(const at::Tensor&, const OptionalTensor&, const OptionalTensor&,
-                                                  const OptionalTensor&, bool, double, int64_t, double)>();
-  return op;
-}
-
-const auto& backward_op() {
-  static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cyclegan_ext::fused_norm_backward", "")
-          .typed<BackwardResult(const at::Tensor&, const at::Tensor&, const OptionalTensor&, const OptionalTensor&,
-                                const OptionalTensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                const at::Tensor&, bool, int64_t, double)>();
-  return op;
-}
-
 OptionalTensor optional_of(const at::Tensor& t) { return t.defined() ? OptionalTensor(t) : OptionalTensor(); }
 
 // A parameter broadcast against x (N, C, H, W).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Optional.h>
 #include <tuple>
 
@@ -11,6 +12,19 @@ namespace cyclegan_ext {
 using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using BackwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using OptionalTensor = c10::optional<at::Tensor>;
+
+// The two ops, as typed dispatcher handles (looked up once): calls through them go through
+// the dispatcher (autograd, device, fake/meta kernels) without boxing the arguments.
+using ForwardSignature = ForwardResult(const at::Tensor&, const OptionalTensor&, const OptionalTensor&,
+                                       const OptionalTensor&, bool, double, int64_t, double);
+using BackwardSignature = BackwardResult(const at::Tensor&, const at::Tensor&, const OptionalTensor&,
+                                         const OptionalTensor&, const OptionalTensor&, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&, const at::Tensor&, bool, int64_t,
+                                         double);
+using ForwardOp = c10::TypedOperatorHandle<ForwardSignature>;
+using BackwardOp = c10::TypedOperatorHandle<BackwardSignature>;
+const ForwardOp& forward_op();
+const BackwardOp& backward_op();
 
 // Checks shared by every backend; throw c10::Error (ValueError/TypeError in Python)
 // naming the argument.

@@ -1,26 +1,11 @@
-// Op schemas of the cyclegan_ext library and the checks every backend shares.
+// Op schemas of the cyclegan_ext library, their typed handles, and the checks every backend shares.
 #include "norm_ops.h"
 #include "norm_math.h"
 
-#include <Python.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <limits>
-
-// An empty module, so that `import cyclegan_ext._C` loads this library and runs the
-// TORCH_LIBRARY registrations below.
-extern "C" PyObject* PyInit__C(void) {
-#ifdef CYCLEGAN_EXT_NEEDS_AVX2
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
-    PyErr_SetString(PyExc_ImportError,
-                    "cyclegan_ext._C was built with AVX2/FMA but this CPU lacks them; rebuild on this "
-                    "machine, or with CYCLEGAN_EXT_CPU_ISA=default");
-    return nullptr;
-  }
-#endif
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
-}
 
 namespace cyclegan_ext {
 
@@ -113,6 +98,18 @@ BackwardResult empty_backward_result(const at::Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1);
   const auto grads = x.options().dtype(statistics_dtype(x));
   return {at::empty_like(x), at::zeros({N, C}, grads), at::zeros({N, C}, grads), at::zeros({N, C}, grads)};
+}
+
+const ForwardOp& forward_op() {
+  static const ForwardOp op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("cyclegan_ext::fused_norm_forward", "").typed<ForwardSignature>();
+  return op;
+}
+
+const BackwardOp& backward_op() {
+  static const BackwardOp op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("cyclegan_ext::fused_norm_backward", "").typed<BackwardSignature>();
+  return op;
 }
 
 TORCH_LIBRARY(cyclegan_ext, m) {

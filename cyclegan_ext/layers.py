@@ -16,7 +16,7 @@ from torch import nn
 from . import checks
 from .activations import activation_code, apply_activation
 from .layer_base import ADALIN_RHO_INIT, LIN_RHO_INIT, LayerInstanceNormBase
-from .ops import forward_op
+from .ops import forward_y, fused_norm_with_stats
 
 _INSTANCE_NORM_HAS_BIAS_ARG = "bias" in inspect.signature(nn.InstanceNorm2d.__init__).parameters
 # What the op raises for a bad argument (c10 errors map to ValueError / TypeError /
@@ -41,8 +41,8 @@ class FusedAdaLIN(LayerInstanceNormBase):
         try:
             # (C,) gamma would be accepted by the op as per-channel: AdaLIN's contract is (N, C).
             if gamma.dim() == 2 and beta.dim() == 2:
-                return forward_op()(x, gamma, beta, self.rho, self.unbiased, self.eps, self.activation_code,
-                                    self.negative_slope)[0]
+                return forward_y()(x, gamma, beta, self.rho, self.unbiased, self.eps, self.activation_code,
+                                   self.negative_slope)
         except _OP_ERRORS:
             self._explain(x, gamma, beta)
             raise
@@ -67,8 +67,8 @@ class FusedLIN(LayerInstanceNormBase):
 
     def forward(self, x):
         try:
-            return forward_op()(x, self.gamma, self.beta, self.rho, self.unbiased, self.eps, self.activation_code,
-                                self.negative_slope)[0]
+            return forward_y()(x, self.gamma, self.beta, self.rho, self.unbiased, self.eps, self.activation_code,
+                               self.negative_slope)
         except _OP_ERRORS:
             name = type(self).__name__
             checks.check_input(name, x, self.num_features)
@@ -124,8 +124,8 @@ class FusedInstanceNorm2d(nn.InstanceNorm2d):
             if x.dim() == 4 and not self.track_running_stats:
                 _, c, h, w = x.shape
                 if c == self.num_features and h * w > 1:
-                    return forward_op()(x, self.weight, self.bias, None, False, self.eps, self.activation_code,
-                                        self.negative_slope)[0]
+                    return forward_y()(x, self.weight, self.bias, None, False, self.eps, self.activation_code,
+                                       self.negative_slope)
         except _OP_ERRORS:
             self._explain(x)
             raise
@@ -168,8 +168,8 @@ class FusedInstanceNorm2d(nn.InstanceNorm2d):
             # nn.InstanceNorm2d refuses this too: the statistics of one pixel are meaningless.
             raise ValueError(f"{type(self).__name__}: expected more than 1 spatial element when training, "
                              f"got x of shape {tuple(x.shape)}")
-        y, mean_c, rstd_c, _, _ = forward_op()(x, self.weight, self.bias, None, False, self.eps,
-                                               self.activation_code, self.negative_slope)
+        y, mean_c, rstd_c = fused_norm_with_stats(x, self.weight, self.bias, None, unbiased=False, eps=self.eps,
+                                                  activation=self.activation, negative_slope=self.negative_slope)
         if self.training and self.track_running_stats and x.numel() > 0:
             self._update_running_stats(mean_c, rstd_c, x.shape[2] * x.shape[3])
         return y

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _extension  # noqa: F401  (loads the kernels)
+from ._extension import _C  # the compiled kernels (the import explains a missing build)
 from .activations import activation_code
 
 _forward_overload = torch.ops.cyclegan_ext.fused_norm_forward.default
@@ -56,12 +56,17 @@ def _backward_fake(grad_out, x, weight, bias, rho, mean_c, rstd_c, mean_l, rstd_
     return grad_x, x.new_empty((n, c), dtype=acc), x.new_empty((n, c), dtype=acc), x.new_empty((n, c), dtype=acc)
 
 
-def forward_op():
-    """The forward op as the layers call it: the raw C++ entry in eager mode (no Python frame
-    of its own), the OpOverload while torch.compile traces (which it understands)."""
+def forward_y():
+    """The layers' entry into the forward op, (x, weight, bias, rho, unbiased, eps, activation,
+    negative_slope) -> y: in eager mode the extension's direct binding (no Python frame, no
+    boxing of the arguments), while torch.compile traces the OpOverload, which it understands."""
     if torch.compiler.is_compiling():
-        return _forward_overload
-    return _forward_overload._op
+        return _forward_y_traced
+    return _C.forward_y
+
+
+def _forward_y_traced(*args):
+    return _forward_overload(*args)[0]
 
 
 def fused_norm(x, weight=None, bias=None, rho=None, *, unbiased: bool, eps: float, activation=None,
@@ -72,13 +77,12 @@ def fused_norm(x, weight=None, bias=None, rho=None, *, unbiased: bool, eps: floa
     norm(x) = rho * instance_norm(x) + (1 - rho) * layer_norm(x), rho per channel; rho=None is
     plain instance norm. Arguments are checked in C++.
     """
-    return fused_norm_with_stats(x, weight, bias, rho, unbiased=unbiased, eps=eps, activation=activation,
-                                 negative_slope=negative_slope)[0]
+    return forward_y()(x, weight, bias, rho, unbiased, eps, activation_code(activation), negative_slope)
 
 
 def fused_norm_with_stats(x, weight=None, bias=None, rho=None, *, unbiased: bool, eps: float, activation=None,
                           negative_slope: float = 0.2):
     """As fused_norm, also returning (mean_c, rstd_c) of shape (N, C), e.g. for running statistics."""
-    y, mean_c, rstd_c, _, _ = forward_op()(x, weight, bias, rho, unbiased, eps, activation_code(activation),
-                                           negative_slope)
+    y, mean_c, rstd_c, _, _ = _forward_overload(x, weight, bias, rho, unbiased, eps, activation_code(activation),
+                                                negative_slope)
     return y, mean_c, rstd_c

@@ -26,7 +26,6 @@ from __future__ import annotations
 from torch import nn
 
 NORM_IMPLS = ("fused", "eager", "free")
-ACTIVATIONS = (None, "relu", "leaky_relu")
 
 
 def check_norm_impl(norm_impl: str) -> None:
@@ -122,8 +121,8 @@ def _free_norm_then(num_features, activation, negative_slope):
 
 
 def _check_activation(activation):
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    from cyclegan_ext.activations import check_activation  # the one list of activation names
+    check_activation(activation)
 
 
 def _mark_as_norm(norm: nn.Module):

@@ -12,6 +12,7 @@
 #include "row_loops.h"
 
 #include <ATen/Dispatch.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 
 #include <vector>
@@ -306,9 +307,22 @@ at::Tensor compute_input(const at::Tensor& t) {
   return (st == at::kHalf || st == at::kBFloat16) ? t.to(at::kFloat) : t;
 }
 
+// Allocations straight from the CPU allocator: at::empty would go through the dispatcher,
+// which at the tiny shapes of a batch-1 generator costs more than the kernel itself.
+at::Tensor cpu_empty(at::IntArrayRef sizes, at::ScalarType dtype,
+                     at::MemoryFormat format = at::MemoryFormat::Contiguous) {
+  return at::detail::empty_cpu(sizes, dtype, /*pin_memory=*/false, format);
+}
+
 at::Tensor empty_in_layout(const at::Tensor& like, bool channels_last) {
-  return at::empty(like.sizes(), like.options().memory_format(channels_last ? at::MemoryFormat::ChannelsLast
-                                                                            : at::MemoryFormat::Contiguous));
+  return cpu_empty(like.sizes(), like.scalar_type(),
+                   channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+
+// A saved statistic as a dense tensor of dtype acc: itself unless it must be converted.
+at::Tensor dense_in(const at::Tensor& t, at::ScalarType acc) {
+  if (t.scalar_type() == acc && t.is_contiguous()) return t;
+  return t.to(acc).contiguous();
 }
 
 // The parameters as dense (N, C) / (C,) arrays in the compute dtype T, defaults filled in:
@@ -350,9 +364,8 @@ ForwardResult fused_norm_forward_cpu(const at::Tensor& x_in, const OptionalTenso
   const auto acc = x.scalar_type();
   const cpu::Shape s = cpu::shape_of(x);
   at::Tensor y = empty_in_layout(x, channels_last);
-  const auto stat_opts = x.options().memory_format(at::MemoryFormat::Contiguous);
-  at::Tensor mean_c = at::empty({s.N, s.C}, stat_opts), rstd_c = at::empty({s.N, s.C}, stat_opts);
-  at::Tensor mean_l = at::empty({s.N}, stat_opts), rstd_l = at::empty({s.N}, stat_opts);
+  at::Tensor mean_c = cpu_empty({s.N, s.C}, acc), rstd_c = cpu_empty({s.N, s.C}, acc);
+  at::Tensor mean_l = cpu_empty({s.N}, acc), rstd_l = cpu_empty({s.N}, acc);
   AT_DISPATCH_FLOATING_TYPES(acc, "fused_norm_forward_cpu", [&] {
     const DenseParams<scalar_t> dense(weight, bias, rho, s.N, s.C);
     const auto p = dense.view();
@@ -379,12 +392,10 @@ BackwardResult fused_norm_backward_cpu(const at::Tensor& grad_out, const at::Ten
   const auto layout = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const at::Tensor g = compute_input(grad_out).contiguous(layout);
   const cpu::Shape s = cpu::shape_of(x);
-  const at::Tensor mc = mean_c.to(acc).contiguous(), rc = rstd_c.to(acc).contiguous();
-  const at::Tensor ml = mean_l.to(acc).contiguous(), rl = rstd_l.to(acc).contiguous();
+  const at::Tensor mc = dense_in(mean_c, acc), rc = dense_in(rstd_c, acc);
+  const at::Tensor ml = dense_in(mean_l, acc), rl = dense_in(rstd_l, acc);
   at::Tensor dx = empty_in_layout(x, channels_last);
-  const auto param_opts = x.options().memory_format(at::MemoryFormat::Contiguous);
-  at::Tensor dw = at::empty({s.N, s.C}, param_opts), db = at::empty({s.N, s.C}, param_opts);
-  at::Tensor drho = at::empty({s.N, s.C}, param_opts);
+  at::Tensor dw = cpu_empty({s.N, s.C}, acc), db = cpu_empty({s.N, s.C}, acc), drho = cpu_empty({s.N, s.C}, acc);
   AT_DISPATCH_FLOATING_TYPES(acc, "fused_norm_backward_cpu", [&] {
     const DenseParams<scalar_t> dense(weight, bias, rho, s.N, s.C);
     const auto p = dense.view();
