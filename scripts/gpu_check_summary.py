@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 TABLES = {
     "bench.json": ["op", "shape", "dtype", "layout", "mode", "fused_ms", "eager_ms", "floor_ms", "vs_eager", "floors"],
     "overhead.json": ["layer", "mode", "ours_us", "torch_us", "ratio", "goal"],
-    "bench_compile.json": ["op", "shape", "dtype", "mode", "fused_ms", "compiled_ms", "vs_compiled", "floors"],
-    "e2e.json": None,  # every column train.bench writes
+    "e2e_b1.json": None,  # every column train.bench writes
+    "e2e_b4.json": None,
+    "e2e_compiled.json": None,
 }
 
 
