@@ -164,6 +164,6 @@ class OfficialIteration:
         self.genA2B.apply(self.Rho_clipper)
         self.genB2A.apply(self.Rho_clipper)
 
-        self.losses = {name: float(value) for name, value in locals().items()
+        self.losses = {name: float(value.detach()) for name, value in locals().items()
                        if isinstance(value, torch.Tensor) and value.dim() == 0 and "loss" in name}
         return self.losses
