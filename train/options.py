@@ -4,6 +4,8 @@ import argparse
 import sys
 import time
 
+from .option_checks import OptionError, validate  # noqa: F401 (train(opt) calls options.validate)
+
 ARCHS = ("adalin", "resnet_9blocks", "resnet_6blocks", "ugatit", "ugatit_light")
 
 # `--demo`: a run that learns visibly on a laptop CPU in a few minutes. Applied only to the
@@ -30,7 +32,7 @@ def build_parser():
       help="'folder' when --dataroot is given, else 'synthetic' (the embedded seeded dataset)")
     a("--synthetic_size", type=int, default=1000, help="training scenes per domain (synthetic)")
     a("--synthetic_seed", type=int, default=0, help="seed of the synthetic scenes (and test split)")
-    a("--max_dataset_size", type=float, default=float("inf"))
+    a("--max_dataset_size", type=int, default=None, help="use at most this many images per domain (default: all)")
     a("--preprocess", default="resize_and_crop", choices=("resize_and_crop", "crop", "resize", "none"))
     a("--load_size", type=int, default=286)
     a("--crop_size", type=int, default=256)
@@ -101,12 +103,11 @@ def parse(argv=None):
             opt.name = time.strftime("demo_%Y%m%d_%H%M%S")
     if opt.dataset is None:
         opt.dataset = "folder" if opt.dataroot else "synthetic"
-    if opt.dataset == "folder" and not opt.dataroot:
-        parser.error("--dataset folder needs --dataroot")
     if opt.name is None:
         opt.name = "experiment_name"
-    if opt.crop_size % 4:
-        parser.error(f"--crop_size must be a multiple of 4, got {opt.crop_size}")
-    if opt.batch_size < 1 or opt.pool_size < 0:
-        parser.error("--batch_size must be >= 1 and --pool_size >= 0")
+    try:
+        validate(opt)
+    except OptionError as error:  # one line, exit status 2, as argparse's own errors
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
     return opt
