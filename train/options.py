@@ -4,9 +4,10 @@ import argparse
 import sys
 import time
 
-from .option_checks import OptionError, validate  # noqa: F401 (train(opt) calls options.validate)
+from models.registry import GENERATOR_ARCHS as ARCHS
 
-ARCHS = ("adalin", "resnet_9blocks", "resnet_6blocks", "ugatit", "ugatit_light")
+from .option_checks import OptionError, validate  # noqa: F401 (train(opt) calls options.validate)
+from .recipes import DEFAULT_RECIPE, RECIPES, add_recipe_options, get_recipe
 
 # `--demo`: a run that learns visibly on a laptop CPU in a few minutes. Applied only to the
 # options not given explicitly on the command line.
@@ -49,6 +50,8 @@ def build_parser():
     a("--max_steps", type=int, default=None, help="stop (and save) after this many iterations")
     a("--demo", action="store_true", help="small synthetic run that learns in a few minutes on a CPU")
     # model
+    a("--model", choices=tuple(RECIPES), default=DEFAULT_RECIPE,
+      help="training recipe: networks, losses and optimisers (train/recipes/)")
     a("--netG", choices=ARCHS, default="adalin")
     a("--ngf", type=int, default=64)
     a("--ndf", type=int, default=64)
@@ -82,6 +85,7 @@ def build_parser():
     a("--eval_freq", type=int, default=1000, help="PSNR/SSIM on the paired synthetic test split every N iterations")
     a("--eval_size", type=int, default=64, help="paired test scenes for evaluation")
     a("--no_progress", action="store_true", help="no progress bar")
+    add_recipe_options(p)
     return p
 
 
@@ -94,8 +98,11 @@ def parse(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     opt = parser.parse_args(argv)
+    given = explicit_dests(parser, argv)
+    for k, v in get_recipe(opt.model).option_defaults.items():
+        if k not in given:
+            setattr(opt, k, v)
     if opt.demo:
-        given = explicit_dests(parser, argv)
         for k, v in DEMO_DEFAULTS.items():
             if k not in given:
                 setattr(opt, k, v)
