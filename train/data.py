@@ -49,9 +49,11 @@ def capped_size(n, max_dataset_size):
 
 
 def scan_images(folder):
-    """Image paths under `folder`, sorted by folder then name. Symlinked folders are followed,
-    but each real folder is entered once (a link back to a parent cannot loop) and each real
-    file is listed once, under the first of its paths in that order."""
+    """Image paths under `folder`, sorted by folder then name. Symlinked folders that lead
+    outside `folder` are followed; links to folders inside it are not (their files are listed
+    under their own path). Each real folder is entered once, so a link back to a parent cannot
+    loop, and each real file is listed once."""
+    top = os.path.realpath(folder)
     entered, found = set(), []
     for root, dirs, names in os.walk(folder, followlinks=True):
         real_root = os.path.realpath(root)
@@ -59,6 +61,7 @@ def scan_images(folder):
             dirs[:] = []
             continue
         entered.add(real_root)
+        dirs[:] = sorted(d for d in dirs if not _link_into(os.path.join(root, d), top))
         found.extend((root, name) for name in names if name.endswith(IMG_EXTENSIONS))
     listed, paths = set(), []
     for root, name in sorted(found):
@@ -68,6 +71,13 @@ def scan_images(folder):
             listed.add(real)
             paths.append(path)
     return paths
+
+
+def _link_into(path, top):
+    if not os.path.islink(path):
+        return False
+    real = os.path.realpath(path)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def make_power_2(img, base=4, method=Image.BICUBIC):
@@ -116,17 +126,17 @@ def to_rgb(img):
     composited on white, everything else ('1', 'L', 'P', 'CMYK', 'YCbCr', ...) converted."""
     if img.mode == "F" or img.mode.startswith("I"):
         img = _scaled_to_8_bits(img)
-    if img.mode in ("RGBa", "La"):  # premultiplied alpha
-        img = img.convert("RGBA")
+    if img.mode in ("RGBa", "La"):  # premultiplied alpha: undo it first
+        img = img.convert("RGBA" if img.mode == "RGBa" else "LA")
     if "A" in img.getbands() or (img.mode == "P" and "transparency" in img.info):
         img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA"))
     return img.convert("RGB")
 
 
 def _scaled_to_8_bits(img):
-    """'L' image from a single-channel integer or float image. Values already in 0..255 (or a
-    float image in 0..1) keep their meaning; others are scaled so 0 (or the minimum, when
-    negative) is black and the maximum white."""
+    """'L' image from a single-channel integer or float image. An integer image within 0..255 or
+    a float image within 0..1 keeps its values' meaning; others are scaled by their range: 0 (or
+    the minimum, when negative) black, the maximum white."""
     arr = np.asarray(img, dtype=np.float64)
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
@@ -134,7 +144,7 @@ def _scaled_to_8_bits(img):
     low, high = min(0.0, finite.min()), finite.max()
     if low == 0 and high <= 1 and img.mode == "F":
         top = 1.0
-    elif low == 0 and high <= 255:
+    elif low == 0 and high <= 255 and img.mode != "F":
         top = 255.0
     else:
         top = high
