@@ -19,6 +19,7 @@ here; see train/inception_features.py).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -28,8 +29,7 @@ import torch
 from PIL import Image
 
 from . import feature_stats
-from .atomic_file import refuse_overwrite, write_json
-from .checkpoint import UnsafeCheckpointError, safe_load
+from .atomic import AtomicWriteError, atomic_write
 from .data import DataError, load_rgb, make_dataset
 
 DEFAULT_SIZE = 256
@@ -75,7 +75,8 @@ class Row:
 # --- generators and size -------------------------------------------------------------------
 
 def holds_both_directions(checkpoint) -> bool:
-    from models.loading import TRAIN_FORMAT, UGATIT_GENERATOR_KEYS
+    from models.loading import UGATIT_GENERATOR_KEYS
+    from models.training_checkpoint import TRAIN_FORMAT
     return isinstance(checkpoint, dict) and (
         checkpoint.get("format") == TRAIN_FORMAT or any(k in checkpoint for k in UGATIT_GENERATOR_KEYS.values()))
 
@@ -206,8 +207,8 @@ def check_args(args):
     if args.kid_subsets < 1 or args.kid_subset_size < 2:
         raise EvaluateError(f"--kid_subsets must be >= 1 and --kid_subset_size >= 2, got "
                          f"{args.kid_subsets} and {args.kid_subset_size}")
-    if args.json:
-        refuse_overwrite(args.json, args.overwrite, "--json")
+    if args.json and os.path.exists(args.json) and not args.overwrite:
+        raise EvaluateError(f"--json {args.json} already exists; pass --overwrite to replace it")
 
 
 def run(args, feature_extractor=None, log=print):
@@ -219,7 +220,8 @@ def run(args, feature_extractor=None, log=print):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file")
-    checkpoint = safe_load(args.checkpoint, map_location="cpu")
+    from models.checkpoint_file import read_checkpoint_file
+    checkpoint = read_checkpoint_file(args.checkpoint)
     nets = load_generators(checkpoint, args.direction, args.norm_impl, device)
     size = evaluation_size(args.size, checkpoint, nets)
     if feature_extractor is None:
@@ -232,10 +234,10 @@ def run(args, feature_extractor=None, log=print):
     log(f"{args.checkpoint} on {args.dataroot}, {size}x{size}, features: {extractor_name}")
     log(format_table(rows))
     if args.json:
-        write_json(args.json, {
-            "checkpoint": args.checkpoint, "dataroot": args.dataroot, "size": size, "features": extractor_name,
-            "kid_subsets": args.kid_subsets, "kid_subset_size_requested": args.kid_subset_size, "seed": args.seed,
-            "results": [asdict(r) for r in rows]})
+        report = {"checkpoint": args.checkpoint, "dataroot": args.dataroot, "size": size, "features": extractor_name,
+                  "kid_subsets": args.kid_subsets, "kid_subset_size_requested": args.kid_subset_size,
+                  "seed": args.seed, "results": [asdict(r) for r in rows]}
+        atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"), what="results file")
         log(f"wrote {args.json}")
     return rows
 
@@ -247,8 +249,8 @@ def main(argv=None, feature_extractor=None):
     from .inception_features import InceptionWeightsError
     try:
         run(args, feature_extractor)
-    except (EvaluateError, InceptionWeightsError, UnsafeCheckpointError, models.CheckpointError, DataError,
-            FileNotFoundError, FileExistsError, ImportError) as error:
+    except (EvaluateError, InceptionWeightsError, models.CheckpointError, DataError,
+            FileNotFoundError, AtomicWriteError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
