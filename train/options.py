@@ -103,7 +103,7 @@ def parse(argv=None):
         if k not in given:
             setattr(opt, k, v)
     if opt.demo:
-        for k, v in DEMO_DEFAULTS.items():
+        for k, v in {**DEMO_DEFAULTS, **getattr(get_recipe(opt.model), "demo_defaults", {})}.items():
             if k not in given:
                 setattr(opt, k, v)
         if opt.name is None:

@@ -10,15 +10,15 @@ import itertools
 import torch
 from torch import nn
 
-BETAS = (0.5, 0.999)
+BETA1, BETA2 = 0.5, 0.999
 RHO_RANGE = (0.0, 1.0)
 
 
-def make_optimizer(nets, lr: float, weight_decay: float) -> torch.optim.Adam:
+def make_optimizer(nets, lr: float, weight_decay: float, beta1: float = BETA1) -> torch.optim.Adam:
     """Adam over the parameters of `nets`, in the order given (U-GAT-IT: genA2B, genB2A and
     disGA, disGB, disLA, disLB)."""
     params = itertools.chain.from_iterable(net.parameters() for net in nets)
-    return torch.optim.Adam(params, lr=lr, betas=BETAS, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, BETA2), weight_decay=weight_decay)
 
 
 def lr_multiplier(steps_done: int, decay_start: int, decay_steps: int) -> float:

@@ -6,6 +6,7 @@ from .base import Recipe
 
 RECIPES = {
     "cycle_gan": "train.recipes.cycle_gan:CycleGAN",
+    "ugatit": "train.recipes.ugatit:UGATIT",
 }
 DEFAULT_RECIPE = "cycle_gan"
 
