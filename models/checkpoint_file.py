@@ -41,6 +41,8 @@ def read_checkpoint_file(path):
     NotACheckpointError, CorruptCheckpointError or UnsafeCheckpointError.
     """
     where = describe_path(path)
+    if os.path.isdir(path):
+        raise NotACheckpointError(f"{where} is a folder; pass the checkpoint file in it (e.g. latest.pt)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{where}: no such file")
     with open(path, "rb") as f:

@@ -196,6 +196,8 @@ class UnalignedDataset(torch.utils.data.Dataset):
         self.len_A, self.len_B = len(self.A_paths), len(self.B_paths)
         self.preprocess, self.load_size, self.crop_size, self.no_flip = preprocess, load_size, crop_size, no_flip
         self._unreadable_seen = _FirstTimeMarkers()
+        for paths in (self.A_paths, self.B_paths):  # here, not in a worker: a clear error, no traceback
+            self._load(paths, 0)
 
     def __len__(self):
         return max(self.len_A, self.len_B)
@@ -208,7 +210,8 @@ class UnalignedDataset(torch.utils.data.Dataset):
             except Exception as e:  # corrupt, truncated, unreadable: skip it
                 if self._unreadable_seen.first_time(path):
                     warnings.warn(f"skipping unreadable image {path}: {type(e).__name__}: {e}", stacklevel=2)
-        raise DataError(f"no readable image in {os.path.dirname(paths[0])}")
+        raise DataError(f"no readable image among the {len(paths)} in {os.path.dirname(paths[0])} "
+                        "(each was reported above)")
 
     def __getitem__(self, item):
         ia, ib, seed = item

@@ -281,3 +281,8 @@ def test_build_generator_rejects_unknown_and_contradictory_configs():
     with pytest.raises(ValueError, match="n_blocks"):
         models.build_generator("resnet_9blocks", n_blocks=6)
     assert models.build_generator("resnet_6blocks", ngf=4, norm_impl="eager").config["n_blocks"] == 6
+
+
+def test_a_folder_given_as_checkpoint(tmp_path):
+    with pytest.raises(NotACheckpointError, match="is a folder; pass the checkpoint file in it"):
+        models.load_generator(tmp_path)

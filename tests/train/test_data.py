@@ -257,3 +257,12 @@ def test_bad_file_warned_once_across_workers_and_epochs(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.stdout.strip() == "done", proc.stderr
     assert proc.stderr.count("skipping unreadable image") == 1 and proc.stderr.count("a1.png") == 1, proc.stderr
+
+
+def test_folder_without_a_readable_image_fails_when_the_dataset_is_built(tmp_path):
+    root = make_root(tmp_path, n_a=2, n_b=1)
+    for f in (tmp_path / "trainA").glob("*.png"):
+        f.write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        with pytest.raises(data.DataError, match=r"no readable image among the 2 in .*trainA"):
+            data.UnalignedDataset(root, load_size=36, crop_size=32)   # in the main process, not a worker
