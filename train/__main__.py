@@ -9,14 +9,17 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     opt = options.parse(argv)
     opt._explicit = sorted(options.explicit_dests(options.build_parser(), argv))
-    from .checkpoint import UnsafeCheckpointError
+    from .checkpoint import CheckpointError, CheckpointWriteError
     from .data import DataError
     from .run import RunError, train
     try:
         summary = train(opt)
-    except (RunError, DataError, UnsafeCheckpointError) as e:
+    except (RunError, DataError, CheckpointError, options.OptionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except CheckpointWriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if summary.get("index_html") or summary.get("interrupted"):
         print_summary(summary)
     return 130 if summary.get("interrupted") else 0

@@ -7,6 +7,7 @@ progress, metrics.jsonl, sample grids and the report; the recipe (train/recipes/
 import os
 import time
 import warnings
+from functools import partial
 
 import torch
 from torch import nn
@@ -14,16 +15,23 @@ from torch import nn
 from . import checkpoint as ckpt
 from . import data, ddp, report, synthetic
 from .interrupt import GracefulStop, ignore_sigint_in_worker
+from .options import validate
 from .precision import Precision
 from .recipes import get_recipe
 from .run_folder import RunError, RunFolder, merge_resumed_options, options_dict
+from .run_lock import RunFolderInUse, RunLock
 from .samples import evaluate_paired, fixed_images
 
 __all__ = ["train", "RunError"]
 
 
 def train(opt, log=print):
-    """Train (or resume) the run described by opt. Returns a summary dict."""
+    """Train (or resume) the run described by opt. Returns a summary dict.
+
+    Raises train.options.OptionError for bad options, RunError when the run cannot start in
+    its folder, DataError for unreadable data, train.checkpoint.CheckpointWriteError when a
+    checkpoint cannot be written (the previous one stays intact)."""
+    validate(opt)
     dist = ddp.init_from_env(opt.device)
     try:
         return Run(opt, dist, log if dist.is_main else _quiet).execute()
@@ -33,6 +41,11 @@ def train(opt, log=print):
 
 def _quiet(*_args, **_kwargs):
     pass
+
+
+def _init_worker(lock, worker_id):
+    ignore_sigint_in_worker(worker_id)
+    lock.close_in_child()
 
 
 def resolve_device(opt, dist):
@@ -54,20 +67,23 @@ class Run:
     def __init__(self, opt, dist, log):
         self.opt, self.dist, self.log = opt, dist, log
         self.folder = RunFolder(opt.checkpoints_dir, opt.name)
+        self.lock = RunLock(self.folder.path)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.last_eval = None
 
     def execute(self):
-        state = self.read_start_state()
-        self.setup(state)
-        with GracefulStop(self.log) as self.stop:
-            try:
-                self.train_epochs()
-            finally:
-                if self.bar is not None:
-                    self.bar.close()
-        interrupted = self.stop.signal is not None
-        return self.finish(interrupted)
+        try:
+            state = self.read_start_state()
+            self.setup(state)
+            with GracefulStop(self.log) as self.stop:
+                try:
+                    self.train_epochs()
+                finally:
+                    if self.bar is not None:
+                        self.bar.close()
+            return self.finish(interrupted=self.stop.signal is not None)
+        finally:
+            self.lock.release()
 
     # --- start ------------------------------------------------------------------------------
 
@@ -86,15 +102,34 @@ class Run:
         return value
 
     def read_start_state(self):
-        """The checkpoint to resume from (None for a fresh run); merges its options into opt."""
-        state = self.on_main(self.check_folder_and_read)
-        if state is not None:
-            merge_resumed_options(self.opt, state["opt"])
-        return state
+        """The checkpoint to resume from (None for a fresh start); merges the saved options
+        into opt when resuming, or restarting a run that never saved."""
+        kind, saved = self.on_main(self.open_folder)
+        if kind == "resume":
+            merge_resumed_options(self.opt, saved["opt"])
+            return saved
+        if kind == "restart":
+            merge_resumed_options(self.opt, saved)
+        return None
 
-    def check_folder_and_read(self):
-        self.folder.check_start(self.opt.resume)
-        return self.read_checkpoint() if self.opt.resume else None
+    def open_folder(self):
+        """Lock the run folder, clear what killed saves left, decide how to start. Every
+        problem with the folder is a one-line RunError, before data or networks are built."""
+        path = self.folder.path
+        try:
+            self.lock.acquire(self.log)
+            for temporary in ckpt.cleanup_stale_temporaries(path):
+                self.log(f"removed {temporary}, left by a save that was killed")
+            kind = self.folder.plan_start(self.opt.resume, self.log)
+        except RunFolderInUse as e:
+            raise RunError(str(e)) from None
+        except OSError as e:
+            raise RunError(f"cannot use the run folder {path}: {e.strerror or e}") from None
+        if kind == "resume":
+            return kind, self.read_checkpoint()
+        if kind == "restart":
+            return kind, self.folder.saved_options()
+        return kind, None
 
     def read_checkpoint(self):
         try:
@@ -186,7 +221,7 @@ class Run:
         opt = self.opt
         loader = data.make_loader(self.dataset, self.sampler.epoch_batches(self.epoch, self.batch_in_epoch),
                                   opt.num_threads, pin_memory=self.device.type == "cuda",
-                                  generator=self.loader_rng, worker_init_fn=ignore_sigint_in_worker)
+                                  generator=self.loader_rng, worker_init_fn=partial(_init_worker, self.lock))
         batches = iter(loader)
         while self.step < self.total_steps and not self.all_ranks_stopping():
             batch = self.next_batch(batches)

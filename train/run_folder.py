@@ -3,6 +3,8 @@ options a resumed run keeps."""
 import json
 import os
 
+from . import report
+
 # Options a resumed run may change; every other option is taken from the saved run.
 RESUME_OVERRIDABLE = {"resume", "max_steps", "num_threads", "torch_threads", "device", "no_progress", "print_freq",
                       "display_freq", "save_latest_freq", "eval_freq", "checkpoints_dir", "name", "demo"}
@@ -28,16 +30,53 @@ class RunFolder:
     def present_markers(self):
         return [m for m in self.MARKERS if os.path.exists(os.path.join(self.path, m))]
 
-    def check_start(self, resume):
-        """Refuse to clobber a run; on --resume check there is one to continue."""
-        if resume:
-            if not os.path.exists(self.checkpoint):
+    def plan_start(self, resume, log):
+        """How a run may start here: "fresh", "resume" (from latest.pt) or "restart" (from
+        step 0 with the options saved in opt.json: --resume of a run that never saved).
+        Raises RunError where starting would clobber a run or there is nothing to resume."""
+        if os.path.exists(self.checkpoint):
+            if resume:
+                return "resume"
+            raise RunError(f"{self.path} already holds a run ({', '.join(self.present_markers())}). Use --resume "
+                           f"(or --continue_train) to continue it, or choose another --name, or delete the folder.")
+        if not self.present_markers():
+            if resume:
                 raise RunError(f"--resume: no checkpoint at {self.checkpoint} (nothing to resume)")
-            return
-        present = self.present_markers()
-        if present:
-            raise RunError(f"{self.path} already holds a run ({', '.join(present)}). Use --resume (or "
-                           f"--continue_train) to continue it, or choose another --name, or delete the folder.")
+            return "fresh"
+        # A run that stopped before its first checkpoint: its logs cannot be continued.
+        stopped = f"{self.path} holds a run that stopped before its first checkpoint{self._last_logged_step()}"
+        self.clear_logs()
+        if resume:
+            log(f"{stopped}: nothing to resume, so --resume starts it again from step 0 with its saved options")
+            return "restart" if os.path.exists(self.options) else "fresh"
+        log(f"{stopped} (nothing was saved to lose): starting afresh in its place")
+        return "fresh"
+
+    def _last_logged_step(self):
+        records = report.read_jsonl(self.metrics) if os.path.exists(self.metrics) else []
+        steps = [r.get("step", 0) for r in records]
+        return f" (last logged step {max(steps)})" if steps else ""
+
+    def clear_logs(self):
+        """Remove what a run that never saved left: its metrics, sample grids and report."""
+        for name in ("metrics.jsonl", "losses.png", "eval.png", "index.html"):
+            if os.path.exists(os.path.join(self.path, name)):
+                os.unlink(os.path.join(self.path, name))
+        if os.path.isdir(self.samples):
+            for name in os.listdir(self.samples):
+                if name.startswith("step_") and name.endswith(".png"):
+                    os.unlink(os.path.join(self.samples, name))
+
+    def saved_options(self):
+        """The options in opt.json, or a RunError naming the file."""
+        try:
+            with open(self.options) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as e:
+            raise RunError(f"cannot read the saved options {self.options}: {e}") from None
+        if not isinstance(saved, dict):
+            raise RunError(f"{self.options} does not hold a JSON object of options")
+        return saved
 
     def sample_path(self, step):
         return os.path.join(self.samples, f"step_{step:07d}.png")
