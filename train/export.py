@@ -4,6 +4,9 @@
         U-GAT-IT's params file (znxlwm/UGATIT-pytorch: genA2B, genB2A, disGA, disGB, disLA,
         disLB state_dicts, loadable with strict=True by its networks and by
         `python -m train --model ugatit --init_from OUT.pt`), from a --model ugatit run.
+    python -m train.export --checkpoint CKPT --onnx OUT.onnx [--direction AtoB|BtoA] [--size N | --dynamic]
+        an ONNX model of one generator (any checkpoint models.load_generator reads), checked in
+        onnxruntime against PyTorch before it is written (see train/onnx_export.py).
 
 The output is written atomically and an existing file is kept unless --overwrite is given.
 Errors are one line on stderr, exit status 2.
@@ -20,6 +23,7 @@ from models.training_checkpoint import read_training_checkpoint
 from models.ugatit_params import ugatit_params_from_training_checkpoint
 
 from .atomic import AtomicWriteError, atomic_write
+from .onnx_export import DEFAULT_TOLERANCE, OnnxExportError, export_from_checkpoint
 
 
 class ExportError(ValueError):
@@ -34,6 +38,13 @@ def build_parser():
     formats = p.add_mutually_exclusive_group(required=True)
     formats.add_argument("--ugatit_params", metavar="OUT.pt",
                          help="write U-GAT-IT's params file (six state_dicts) from a --model ugatit run")
+    formats.add_argument("--onnx", metavar="OUT.onnx", help="write an ONNX model of one generator")
+    p.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="(--onnx) which generator")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size", type=int, default=None, help="(--onnx) fixed input size N x N (default 256)")
+    size.add_argument("--dynamic", action="store_true", help="(--onnx) any height and width divisible by 4")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="(--onnx) largest max |onnxruntime - PyTorch| accepted before writing")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return p
 
@@ -55,8 +66,21 @@ def export_ugatit_params(checkpoint_path, out_path, overwrite: bool = False) -> 
     return os.fspath(out_path)
 
 
+def export_onnx(opt):
+    check_output_path(opt.onnx, opt.checkpoint, opt.overwrite)
+    export_from_checkpoint(opt.checkpoint, opt.onnx, opt.direction, opt.size, opt.dynamic, opt.tolerance)
+
+
 def main(argv=None) -> int:
     opt = build_parser().parse_args(argv)
+    if opt.onnx:
+        try:
+            export_onnx(opt)
+        except (ExportError, OnnxExportError, CheckpointError, FileNotFoundError, AtomicWriteError,
+                ImportError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return 0
     try:
         out = export_ugatit_params(opt.checkpoint, opt.ugatit_params, opt.overwrite)
     except (ExportError, CheckpointError, FileNotFoundError, AtomicWriteError) as error:
