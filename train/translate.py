@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import results_page
-from .atomic import atomic_write
+from .atomic import AtomicWriteError, atomic_write
 from .data import IMG_EXTENSIONS, load_rgb, pil_to_tensor, scan_images
 from .option_checks import OptionError, check_device
 from .report import to_uint8
@@ -292,6 +292,9 @@ def main(argv=None):
     try:
         work = translate(args)
     except (TranslateError, CheckpointError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NOTHING_DONE
+    except AtomicWriteError as error:  # e.g. no space left on device: says which file, and why
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOTHING_DONE
     except OSError as error:  # e.g. --output not writable
