@@ -87,7 +87,7 @@ def load_generators(checkpoint, direction, norm_impl, device):
     if direction == "both":
         if not holds_both_directions(checkpoint):
             raise EvaluateError("--checkpoint holds a single generator; pass --direction AtoB or BtoA to say "
-                             "which way it translates")
+                                "which way it translates")
         directions = ("AtoB", "BtoA")
     else:
         directions = (direction,)
@@ -145,9 +145,11 @@ def features_of(paths, size, extract, batch_size, net=None, device="cpu"):
         if net is not None:
             images = translate_uint8(net, images, device)
         chunks.append(np.asarray(extract(images), dtype=np.float64))
-    if not chunks:
-        raise DataError(f"no readable image among {len(paths)} file(s) (e.g. {paths[0]})")
-    return np.concatenate(chunks)
+    features = np.concatenate(chunks) if chunks else np.zeros((0, 0))
+    if len(features) < 2:
+        raise DataError(f"FID / KID need at least 2 readable images; {os.path.dirname(paths[0])} has "
+                        f"{len(features)} among {len(paths)} file(s)")
+    return features
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -206,9 +208,19 @@ def check_args(args):
         raise EvaluateError(f"--batch_size must be >= 1, got {args.batch_size}")
     if args.kid_subsets < 1 or args.kid_subset_size < 2:
         raise EvaluateError(f"--kid_subsets must be >= 1 and --kid_subset_size >= 2, got "
-                         f"{args.kid_subsets} and {args.kid_subset_size}")
+                            f"{args.kid_subsets} and {args.kid_subset_size}")
     if args.json and os.path.exists(args.json) and not args.overwrite:
         raise EvaluateError(f"--json {args.json} already exists; pass --overwrite to replace it")
+
+
+def load_translator(args, device):
+    """(generators by direction, evaluation size) from --checkpoint."""
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file")
+    from models.checkpoint_file import read_checkpoint_file
+    checkpoint = read_checkpoint_file(args.checkpoint)
+    nets = load_generators(checkpoint, args.direction, args.norm_impl, device)
+    return nets, evaluation_size(args.size, checkpoint, nets)
 
 
 def run(args, feature_extractor=None, log=print):
@@ -218,16 +230,11 @@ def run(args, feature_extractor=None, log=print):
         weights = resolve_weights(args.inception_weights)  # before any slow work
     test_paths = {d: make_dataset(os.path.join(args.dataroot, f"test{d}")) for d in ("A", "B")}
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if not os.path.isfile(args.checkpoint):
-        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file")
-    from models.checkpoint_file import read_checkpoint_file
-    checkpoint = read_checkpoint_file(args.checkpoint)
-    nets = load_generators(checkpoint, args.direction, args.norm_impl, device)
-    size = evaluation_size(args.size, checkpoint, nets)
+    nets, size = load_translator(args, device)
     if feature_extractor is None:
         extract, extractor_name = InceptionFeatures(weights, device), "inception-v3 pool3 (torch-fidelity)"
     else:
-        extract, extractor_name = feature_extractor, getattr(feature_extractor, "__name__", type(feature_extractor).__name__)
+        extract, extractor_name = feature_extractor, getattr(feature_extractor, "__name__", "custom")
     rows = evaluate(nets, test_paths, size, extract, batch_size=args.batch_size, device=device,
                     kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, seed=args.seed,
                     log=lambda message: print(message, file=sys.stderr))

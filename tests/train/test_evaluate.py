@@ -173,6 +173,14 @@ def test_missing_folders_and_checkpoints_are_named(dataroot, training_checkpoint
     assert "missing.pt" in capsys.readouterr().err
 
 
+def test_a_folder_with_one_image_is_refused(training_checkpoint, tmp_path, capsys):
+    write_images(tmp_path / "one" / "testA", 3, np.array([0, 0, 0]), seed=1)
+    write_images(tmp_path / "one" / "testB", 1, np.array([0, 0, 0]), seed=2)
+    assert run_main("--checkpoint", training_checkpoint, "--dataroot", tmp_path / "one") == 2
+    err = capsys.readouterr().err
+    assert "at least 2" in err and "testB" in err
+
+
 # --- the Inception weights ------------------------------------------------------------------
 
 def test_without_weights_the_command_names_the_file_and_where_to_get_it(dataroot, training_checkpoint, tmp_path):
