@@ -149,12 +149,13 @@ def test_params_from_a_training_checkpoint_map_our_names_to_ugatits():
     assert torch.equal(params["genB2A"]["FC.0.weight"], checkpoint["generators"]["BtoA"]["state_dict"]["FC.0.weight"])
     for ours, theirs in (("GA", "disGA"), ("GB", "disGB"), ("LA", "disLA"), ("LB", "disLB")):
         assert params[theirs].keys() == checkpoint["discriminators"][ours].keys()
-        assert torch.equal(params[theirs]["model.1.weight_orig"], checkpoint["discriminators"][ours]["model.1.weight_orig"])
+        first_conv = "model.1.weight_orig"
+        assert torch.equal(params[theirs][first_conv], checkpoint["discriminators"][ours][first_conv])
     assert load_ugatit_params(params, norm_impl="eager")["disLA"].config["n_layers"] == 3
 
 
 def test_a_cyclegan_training_checkpoint_is_not_exportable():
     checkpoint = training_checkpoint(discriminators=("A", "B"))
     checkpoint["opt"]["model"] = "cycle_gan"
-    with pytest.raises(WrongCheckpointKindError, match=r"run/latest.pt is not a U-GAT-IT training checkpoint.*cycle_gan"):
+    with pytest.raises(WrongCheckpointKindError, match=r"latest.pt is not a U-GAT-IT training checkpoint.*cycle_gan"):
         ugatit_params_from_training_checkpoint(checkpoint, "run/latest.pt")

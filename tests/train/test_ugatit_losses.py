@@ -94,8 +94,10 @@ def test_generator_losses_match_the_formulas():
     e["G_recon_loss_B"] = mean_abs_distance(outputs["fake_B2A2B"], real_B)
     e["G_identity_loss_A"] = mean_abs_distance(outputs["fake_A2A"], real_A)
     e["G_identity_loss_B"] = mean_abs_distance(outputs["fake_B2B"], real_B)
-    e["G_cam_loss_A"] = bce_with_logits(outputs["fake_B2A_cam_logit"], 1) + bce_with_logits(outputs["fake_A2A_cam_logit"], 0)
-    e["G_cam_loss_B"] = bce_with_logits(outputs["fake_A2B_cam_logit"], 1) + bce_with_logits(outputs["fake_B2B_cam_logit"], 0)
+    e["G_cam_loss_A"] = (bce_with_logits(outputs["fake_B2A_cam_logit"], 1)
+                         + bce_with_logits(outputs["fake_A2A_cam_logit"], 0))
+    e["G_cam_loss_B"] = (bce_with_logits(outputs["fake_A2B_cam_logit"], 1)
+                         + bce_with_logits(outputs["fake_B2B_cam_logit"], 0))
     for d in "AB":
         e[f"G_loss_{d}"] = (w.adv * (e[f"G_ad_loss_G{d}"] + e[f"G_ad_cam_loss_G{d}"] + e[f"G_ad_loss_L{d}"]
                                      + e[f"G_ad_cam_loss_L{d}"])

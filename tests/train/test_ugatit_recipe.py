@@ -222,3 +222,24 @@ def test_ddp_two_gloo_processes_average_the_gradients(tmp_path):
             # than 1e-3 of their scale.
             scale = g_single.abs().max().item()
             torch.testing.assert_close(g_ddp, g_single, rtol=1e-3, atol=1e-3 * scale, msg=f"{name} param {i}")
+
+
+def test_demo_preset(tmp_path):
+    opt = options.parse(["--demo", "--model", "ugatit", "--ngf", "16"])
+    assert opt.ngf == 16 and opt.light and opt.crop_size == 32 and opt.dataset == "synthetic"
+    assert (opt.n_layers_global, opt.n_layers_local) == (5, 3)  # 32 px fits depth 5 (>= 24 px), not 7
+    assert run_train("--demo", "--model", "ugatit", "--name", "demo", "--checkpoints_dir", tmp_path,
+                     "--max_steps", "2", "--eval_freq", "2", "--display_freq", "2", "--no_progress") == 0
+    assert [r["step"] for r in train_records(tmp_path / "demo")] == [1]
+    assert (tmp_path / "demo" / "samples" / "step_0000002.png").exists()
+
+
+def test_channels_last_trains_the_same(tmp_path):
+    for name, extra in (("nchw", []), ("cl", ["--channels_last"])):
+        assert run_train("--name", name, "--checkpoints_dir", tmp_path, *TINY, *QUIET, "--max_steps", "2", *extra) == 0
+    nchw, cl = train_records(tmp_path / "nchw"), train_records(tmp_path / "cl")
+    # The same float32 maths with other memory orders (so other summation orders): ~1e-6
+    # relative, amplified by one Adam step whose size is bounded by lr = 1e-4; 1e-3 is ample.
+    for a, b in zip(nchw, cl):
+        for key in UGATIT.loss_names:
+            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-5), (a["step"], key)

@@ -51,8 +51,8 @@ class UGATIT(Recipe):
     # U-GAT-IT's defaults: --lr 0.0001, --ch 64, --n_res 4, --img_size 256 (loaded at 256 + 30).
     option_defaults = {"netG": "ugatit", "lr": 1e-4, "ngf": 64, "ndf": 64, "n_blocks": 4,
                        "crop_size": 256, "load_size": 286}
-    demo_defaults = {"light": True, "ngf": 32, "ndf": 32, "n_blocks": 2, "n_layers_global": 5,
-                     "n_layers_local": 3, "lr": 2e-4}
+    # --demo (32 px): the light generator, and the deepest discriminators that fit 32 px.
+    demo_defaults = {"light": True, "ngf": 32, "ndf": 16, "n_blocks": 2, "n_layers_global": 5, "n_layers_local": 3}
     sample_caption = ("for A, then for B: real, CAM heatmap of its identity, identity, CAM heatmap of its "
                       "translation, translation, CAM heatmap of its cycle, cycle (as U-GAT-IT's image rows)")
 
