@@ -153,8 +153,8 @@ def export_checked(references, out_path, size, dynamic, tolerance=DEFAULT_TOLERA
     """checked_model, then write OUT atomically only if every difference is within `tolerance`."""
     model_bytes, report = checked_model(references, size, dynamic)
     if report.worst > tolerance:
-        raise OnnxExportError(f"onnxruntime's output differs from PyTorch's by {report.worst:.2e} (> tolerance "
-                              f"{tolerance:g}) on {report.checks}; {out_path} was not written")
+        raise OnnxExportError(f"onnxruntime's output differs from PyTorch's by up to {report.worst:.2e} "
+                              f"(> --tolerance {tolerance:g}); {out_path} was not written")
     atomic_write(out_path, lambda f: f.write(model_bytes), what="ONNX model")
     return report
 
