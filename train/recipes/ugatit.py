@@ -18,6 +18,8 @@ generators and one for the four discriminators; the lr stays constant for --n_ep
 then falls linearly per iteration to 0 at the end of --n_epochs_decay epochs (U-GAT-IT: over
 the second half of its iterations).
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -74,7 +76,7 @@ class UGATIT(Recipe):
     def __init__(self, opt, device, precision, rank=0):
         super().__init__(opt, device, precision, rank)
         opt.netG = generator_arch(opt)
-        check_sizes(opt)
+        check_options(opt)
         self.weights = LossWeights(opt.adv_weight, opt.cycle_weight, opt.identity_weight, opt.cam_weight)
         config = dict(input_nc=opt.input_nc, output_nc=opt.output_nc, ngf=opt.ngf, n_blocks=opt.n_blocks,
                       img_size=opt.crop_size)
@@ -185,7 +187,11 @@ def generator_arch(opt):
     return "ugatit_light" if opt.light or opt.netG == "ugatit_light" else "ugatit"
 
 
-def check_sizes(opt):
+def check_options(opt):
+    for option in ("adv_weight", "cycle_weight", "identity_weight", "cam_weight", "weight_decay"):
+        value = getattr(opt, option)
+        if not math.isfinite(value) or value < 0:
+            raise RunError(f"--{option} must be a finite number >= 0, got {value}")
     for option in ("n_layers_global", "n_layers_local"):
         depth = getattr(opt, option)
         if depth < 3:
