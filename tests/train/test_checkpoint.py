@@ -193,11 +193,14 @@ def test_full_disk_on_a_real_tiny_filesystem(tmp_path):
     mount.mkdir()
     if shutil.which("unshare") is None:
         pytest.skip("no unshare command")
-    script = f"mount -t tmpfs -o size=1m tmpfs {mount} && exec {sys.executable} -c \"$0\" {mount}"
-    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, FILL_AND_SAVE],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0 and "mount" in proc.stderr and "ERROR" not in proc.stdout:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()[-200:]}")
+    in_namespace = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c"]
+    mount_tmpfs = f"mount -t tmpfs -o size=1m tmpfs {mount}"
+    probe = subprocess.run([*in_namespace, mount_tmpfs], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (no user namespaces?): {probe.stderr.strip()[-200:]}")
+    script = f"{mount_tmpfs} && exec {sys.executable} -c \"$0\" {mount}"
+    proc = subprocess.run([*in_namespace, script, FILL_AND_SAVE], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
     latest = os.path.join(str(mount), "latest.pt")
     assert f"ERROR no space left on device while writing {latest}; the previous checkpoint {latest} is intact" \
         in proc.stdout, proc.stdout + proc.stderr
