@@ -166,7 +166,8 @@ def test_init_from_starts_from_a_params_file(ugatit_run, tmp_path, capsys):
     recipe = build_recipe(tmp_path, *TINY, "--init_from", str(params))
     exported = torch.load(params, weights_only=True)
     for ugatit, (group, ours) in {"genA2B": ("generators", "AtoB"), "genB2A": ("generators", "BtoA"),
-                                  "disGA": ("discriminators", "GA"), "disLB": ("discriminators", "LB")}.items():
+                                  "disGA": ("discriminators", "GA"), "disGB": ("discriminators", "GB"),
+                                  "disLA": ("discriminators", "LA"), "disLB": ("discriminators", "LB")}.items():
         state = getattr(recipe, group)[ours].state_dict()
         assert list(state) == list(exported[ugatit])
         assert all(torch.equal(state[k], v) for k, v in exported[ugatit].items()), ugatit

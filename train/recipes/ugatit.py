@@ -27,7 +27,7 @@ import models
 from models.errors import CheckpointError
 from models.registry import unwrap
 from models.ugatit_discriminator import min_input_size
-from models.ugatit_params import load_ugatit_params_into
+from models.ugatit_params import OUR_NAMES, load_ugatit_params_into
 
 from .. import data
 from ..run_folder import RunError
@@ -35,9 +35,6 @@ from ..ugatit_losses import DISCRIMINATORS, LossWeights, discriminator_losses, g
 from ..ugatit_optim import clip_rho_, make_optimizer, make_step_scheduler
 from .base import Recipe
 
-UGATIT_NAMES = {"genA2B": ("generators", "AtoB"), "genB2A": ("generators", "BtoA"),
-                "disGA": ("discriminators", "GA"), "disGB": ("discriminators", "GB"),
-                "disLA": ("discriminators", "LA"), "disLB": ("discriminators", "LB")}
 SAMPLE_BATCH = 16
 
 
@@ -100,11 +97,16 @@ class UGATIT(Recipe):
         self.schedulers = {k: make_step_scheduler(o, decay_start=opt.n_epochs * steps_per_epoch,
                                                   decay_steps=opt.n_epochs_decay * steps_per_epoch)
                            for k, o in self.optimizers.items()}
+        self.lr_of_last_step = opt.lr
+
+    def ugatit_networks(self):
+        """{U-GAT-IT's name (genA2B, ..., disLB): network}."""
+        return {name: (self.generators if name.startswith("gen") else self.discriminators)[ours]
+                for name, ours in OUR_NAMES.items()}
 
     def load_ugatit_params(self, path):
-        nets = {ugatit: getattr(self, group)[ours] for ugatit, (group, ours) in UGATIT_NAMES.items()}
         try:
-            load_ugatit_params_into(path, nets)
+            load_ugatit_params_into(path, self.ugatit_networks())
         except (CheckpointError, FileNotFoundError) as error:
             raise RunError(f"--init_from: {error}") from None
 
@@ -144,7 +146,7 @@ class UGATIT(Recipe):
 
     def learning_rate(self):
         """The lr the last step ran at (the schedulers have moved on to the next one's)."""
-        return getattr(self, "lr_of_last_step", self.optimizers["G"].param_groups[0]["lr"])
+        return self.lr_of_last_step
 
     def set_discriminators_trainable(self, trainable):
         for net in self.discriminators.values():
