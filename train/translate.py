@@ -15,7 +15,7 @@ Existing outputs are never overwritten without --overwrite, and inputs never are
 
 Exit status: 0 when every image was translated, 1 when some could not be (each is named, with
 the reason), 2 when the arguments, checkpoint or folders do not allow a translation, or one
-stopped (e.g. no space left on device).
+stopped (e.g. no space left on device), 130 on Ctrl-C.
 """
 import argparse
 import os
@@ -35,7 +35,7 @@ from .report import to_uint8
 GENERATOR_MULTIPLE = 4  # two stride-2 downsamplings
 RGB = 3
 MIN_SIDE = 8  # smaller images are enlarged first: the generators' reflection pads need the room
-EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING_DONE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class TranslateError(ValueError):
@@ -294,6 +294,10 @@ def main(argv=None):
     except (TranslateError, CheckpointError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOTHING_DONE
+    except KeyboardInterrupt:
+        print("interrupted: the outputs written so far are complete (each is written atomically); "
+              "no results page was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except AtomicWriteError as error:  # e.g. no space left on device: says which file, and why
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOTHING_DONE

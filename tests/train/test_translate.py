@@ -325,3 +325,15 @@ def test_missing_input_is_one_line(tmp_path, capsys):
     ckpt = training_checkpoint(tmp_path / "latest.pt")
     assert run_cli("--checkpoint", ckpt, "--input", tmp_path / "nowhere", "--output", tmp_path / "o") == 2
     assert "--input" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_is_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    inp = make_inputs(tmp_path / "in")
+    ckpt = training_checkpoint(tmp_path / "latest.pt")
+
+    def interrupted(self, x):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(translate.Translation, "run", interrupted)
+    assert run_cli("--checkpoint", ckpt, "--input", inp, "--output", tmp_path / "o") == 130
+    assert capsys.readouterr().err.startswith("interrupted: the outputs written so far are complete")
