@@ -1,5 +1,4 @@
 import errno
-import io
 import os
 import pickle
 import random
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fault_files import FullDisk
 from models.errors import CorruptCheckpointError, NotACheckpointError, WrongCheckpointKindError
 from train import atomic
 from train import checkpoint as ckpt
@@ -126,28 +126,6 @@ def test_each_bad_file_is_reported_as_what_it_is_naming_the_file(tmp_path, kind)
 
 
 # --- full disk, killed saves ------------------------------------------------------------------
-
-class FullDisk(io.RawIOBase):
-    """A file on a device that accepts `room` more bytes, then fails writes as a full disk does."""
-
-    def __init__(self, file, room):
-        self.file, self.room = file, room
-
-    def writable(self):
-        return True
-
-    def write(self, data):
-        if len(data) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(data)
-        return self.file.write(data)
-
-    def fileno(self):
-        return self.file.fileno()
-
-    def close(self):
-        self.file.close()
-        super().close()
 
 
 def test_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

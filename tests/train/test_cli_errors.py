@@ -1,7 +1,5 @@
 """`python -m train` faults end in one clear line and a non-zero exit, never a traceback or a
 lost checkpoint: full disk while saving, a broken checkpoint to resume, a save killed earlier."""
-import errno
-import io
 import os
 import sys
 
@@ -9,29 +7,7 @@ import pytest
 import torch
 
 from conftest import TINY, run_train
-
-
-class FullDisk(io.RawIOBase):
-    """A file on a device that accepts `room` more bytes, then fails writes as a full disk does."""
-
-    def __init__(self, file, room):
-        self.file, self.room = file, room
-
-    def writable(self):
-        return True
-
-    def write(self, data):
-        if len(data) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(data)
-        return self.file.write(data)
-
-    def fileno(self):
-        return self.file.fileno()
-
-    def close(self):
-        self.file.close()
-        super().close()
+from fault_files import FullDisk
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names open files through /proc")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import models
+from fault_files import FullDisk
 from train import translate
 from train.data import load_rgb, pil_to_tensor
 from train.report import to_uint8
@@ -337,3 +338,16 @@ def test_ctrl_c_is_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(translate.Translation, "run", interrupted)
     assert run_cli("--checkpoint", ckpt, "--input", inp, "--output", tmp_path / "o") == 130
     assert capsys.readouterr().err.startswith("interrupted: the outputs written so far are complete")
+
+
+def test_full_disk_while_writing_outputs_is_one_line(tmp_path, capsys, monkeypatch):
+    inp = make_inputs(tmp_path / "in")
+    ckpt = training_checkpoint(tmp_path / "latest.pt")
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode), room=100))
+    assert run_cli("--checkpoint", ckpt, "--input", inp / "wide.jpg", "--output", tmp_path / "o") == 2
+    monkeypatch.undo()
+    target = os.path.join(str(tmp_path / "o"), "wide.png")
+    assert capsys.readouterr().err == (f"error: no space left on device while writing {target}; "
+                                       "there was no previous output and nothing was written\n")
+    assert os.listdir(tmp_path / "o") == []                  # no partial PNG, no temporary

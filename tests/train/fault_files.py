@@ -1,0 +1,27 @@
+"""A file object that fails as a full disk does, for tests of what a write does then."""
+import errno
+import io
+import os
+
+
+class FullDisk(io.RawIOBase):
+    """A file on a device that accepts `room` more bytes, then fails writes with ENOSPC."""
+
+    def __init__(self, file, room):
+        self.file, self.room = file, room
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def fileno(self):
+        return self.file.fileno()
+
+    def close(self):
+        self.file.close()
+        super().close()
