@@ -79,7 +79,7 @@ def translated_uint8(checkpoint, direction, images):
 
 
 def fid_by_torch_fidelity(features_1, features_2):
-    metric_fid = pytest.importorskip("torch_fidelity.metric_fid")
+    from torch_fidelity import metric_fid
     stats = [metric_fid.fid_features_to_statistics(torch.from_numpy(np.asarray(f, dtype=np.float64)))
              for f in (features_1, features_2)]
     return metric_fid.fid_statistics_to_metric(*stats, verbose=False)[metric_fid.KEY_METRIC_FID]
@@ -198,7 +198,7 @@ def test_without_weights_the_command_names_the_file_and_where_to_get_it(dataroot
 @pytest.fixture(scope="module")
 def random_inception_weights(tmp_path_factory):
     """A weights file of the right layout with random values (the real one cannot be fetched)."""
-    fe = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    from torch_fidelity import feature_extractor_inceptionv3 as fe
     path = str(tmp_path_factory.mktemp("inception") / WEIGHTS_NAME)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)

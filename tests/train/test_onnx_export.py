@@ -11,14 +11,13 @@ rescale activations to unit size, so the end-to-end difference is ~1e-6 (tanh ou
 [-1, 1]); TOL = 1e-4 is the command's own goal and leaves a 100x margin.
 """
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
 import models
 from train import export, onnx_export
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 TOL = 1e-4
 SIZE = 16
