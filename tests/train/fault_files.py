@@ -1,4 +1,4 @@
-"""A file object that fails as a full disk does, for tests of what a write does then."""
+"""Files that misbehave, for tests of what the code does then: a full disk, a pickle that runs code."""
 import errno
 import io
 import os
@@ -25,3 +25,13 @@ class FullDisk(io.RawIOBase):
     def close(self):
         self.file.close()
         super().close()
+
+
+class Evil:
+    """Unpickling this would create a marker file: proof that code from a checkpoint ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

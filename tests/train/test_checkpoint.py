@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from fault_files import FullDisk
+from fault_files import Evil, FullDisk
 from models.errors import CorruptCheckpointError, NotACheckpointError, WrongCheckpointKindError
 from train import atomic
 from train import checkpoint as ckpt
@@ -61,16 +61,6 @@ def test_rng_state_roundtrip_through_weights_only_file(tmp_path):
     ckpt.set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     got = (torch.rand(3), np.random.standard_normal(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
-
-
-class Evil:
-    """Unpickling this would create a marker file: proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def test_safe_load_refuses_pickled_objects_and_runs_nothing(tmp_path):

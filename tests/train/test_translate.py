@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import models
-from fault_files import FullDisk
+from fault_files import Evil, FullDisk
 from train import translate
 from train.data import load_rgb, pil_to_tensor
 from train.report import to_uint8
@@ -256,14 +256,6 @@ def test_results_pages_show_input_and_output_side_by_side(tmp_path):
     # a smaller rerun with --overwrite leaves no stale page behind
     assert run_cli("--checkpoint", ckpt, "--input", tmp_path / "in" / "p000.png", "--output", out, "--overwrite") == 0
     assert sorted(f for f in os.listdir(out) if f.endswith(".html")) == ["index.html"]
-
-
-class Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def translate_in_a_fresh_process(checkpoint, inp, out):
