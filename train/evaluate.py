@@ -46,7 +46,7 @@ def build_parser():
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--dataroot", required=True, help="folder holding testA/ and testB/")
     p.add_argument("--inception_weights", default=None,
-                   help="torch-fidelity's weights-inception-2015-12-05-6726825d.pth (default: its cache)")
+                   help="torch-fidelity's InceptionV3 weights file (default: its cache; never downloaded)")
     p.add_argument("--direction", choices=("both", "AtoB", "BtoA"), default="both")
     p.add_argument("--size", type=int, default=None, help="resize every image to N x N (multiple of 4)")
     p.add_argument("--kid_subsets", type=int, default=feature_stats.KID_DEFAULT_SUBSETS)
