@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 import models
+from fault_files import Evil
 from train import evaluate
 
 SIZE = 16
@@ -222,23 +223,11 @@ def test_inception_adapter_gives_2048_features_per_image(random_inception_weight
     np.testing.assert_allclose(extract(images[1:]), features[1:], rtol=0, atol=1e-3 * scale)
 
 
-def _leave_marker(path):
-    open(path, "w").close()
-
-
-class _RunsCodeWhenUnpickled:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return _leave_marker, (self.marker,)
-
-
 def test_weights_files_are_read_weights_only(tmp_path):
     from train.inception_features import InceptionFeatures, InceptionWeightsError
     marker = tmp_path / "code_ran"
     crafted = tmp_path / WEIGHTS_NAME
-    torch.save({"Conv2d_1a_3x3.conv.weight": _RunsCodeWhenUnpickled(str(marker))}, crafted)
+    torch.save({"Conv2d_1a_3x3.conv.weight": Evil(str(marker))}, crafted)
     with pytest.raises(InceptionWeightsError, match=str(crafted)):
         InceptionFeatures(str(crafted))
     assert not marker.exists()
