@@ -76,6 +76,10 @@ def build_parser():
     a("--device", default=None, help="cuda when available, else cpu")
     a("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA (fp16 with a grad scaler)")
     a("--channels_last", action="store_true")
+    a("--compile", action="store_true",
+      help="torch.compile the generators and discriminators (fullgraph; the first steps compile)")
+    a("--compile_mode", choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+      default=None, help="torch.compile mode (default: reduce-overhead on CUDA, i.e. CUDA graphs; default on CPU)")
     a("--torch_threads", type=int, default=0,
       help="intra-op CPU threads (0: torch's default). Small models on a busy CPU run faster with 1")
     # output

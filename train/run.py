@@ -12,8 +12,10 @@ from functools import partial
 import torch
 from torch import nn
 
+from models.registry import unwrap
+
 from . import checkpoint as ckpt
-from . import data, ddp, report, synthetic
+from . import compiled, data, ddp, report, synthetic
 from .interrupt import GracefulStop, ignore_sigint_in_worker
 from .options import validate
 from .precision import Precision
@@ -23,6 +25,8 @@ from .run_lock import RunFolderInUse, RunLock
 from .samples import evaluate_paired, fixed_images
 
 __all__ = ["train", "RunError"]
+
+STOP_CHECK_INTERVAL = 10
 
 
 def train(opt, log=print):
@@ -81,7 +85,7 @@ class Run:
                 finally:
                     if self.bar is not None:
                         self.bar.close()
-            return self.finish(interrupted=self.stop.signal is not None)
+            return self.finish(interrupted=self.stopping)
         finally:
             self.lock.release()
 
@@ -153,6 +157,12 @@ class Run:
             self.folder.write_options(opt)
         if dist.is_main:
             os.makedirs(self.folder.samples, exist_ok=True)
+        self.mark_step = None
+        if opt.compile:
+            mode = opt.compile_mode or compiled.default_mode(self.device)
+            self.recipe.wrap_networks(compiled.compiler(mode))
+            if compiled.uses_cuda_graphs(mode, self.device):
+                self.mark_step = compiled.mark_step_begin
         if dist.enabled:
             self.recipe.wrap_networks(self.wrap_ddp)
         self.bar = self.progress_bar()
@@ -212,7 +222,8 @@ class Run:
     def train_epochs(self):
         self.loader_rng = torch.Generator()  # the DataLoader must not consume the global RNG
         self.t_last = time.perf_counter()
-        while self.epoch < self.total_epochs and self.step < self.total_steps and self.stop.signal is None:
+        self.stopping = False
+        while self.epoch < self.total_epochs and self.step < self.total_steps and not self.stopping:
             self.train_epoch()
             if self.batch_in_epoch >= self.steps_per_epoch:
                 self.end_epoch()
@@ -227,6 +238,8 @@ class Run:
             batch = self.next_batch(batches)
             if batch is None:
                 break
+            if self.mark_step is not None:
+                self.mark_step()
             losses = self.recipe.train_step(self.to_device(batch["A"]), self.to_device(batch["B"]))
             self.after_step(losses)
 
@@ -238,11 +251,15 @@ class Run:
             self.recipe.end_epoch()
 
     def all_ranks_stopping(self):
-        """True when any rank got a signal (then every rank stops at the same step)."""
+        """True when any rank got a signal; every rank then stops at the same step. Under DDP
+        the ranks agree every STOP_CHECK_INTERVAL steps only: agreeing is an all-reduce whose
+        result the host must wait for."""
+        if self.dist.enabled and self.step % STOP_CHECK_INTERVAL:
+            return False
         if self.dist.all_min(0 if self.stop.signal is not None else 1) == 0:
             self.stop.signal = self.stop.signal or GracefulStop.SIGNALS[1]
-            return True
-        return False
+            self.stopping = True
+        return self.stopping
 
     def next_batch(self, batches):
         try:
@@ -313,8 +330,8 @@ class Run:
 
     def evaluate(self):
         generators = self.recipe.generators
-        self.last_eval = evaluate_paired(generators["AtoB"], generators["BtoA"], self.fixed_A, self.fixed_B,
-                                         self.device, self.opt.channels_last)
+        self.last_eval = evaluate_paired(unwrap(generators["AtoB"]), unwrap(generators["BtoA"]), self.fixed_A,
+                                         self.fixed_B, self.device, self.opt.channels_last)
         self.metrics.append({"type": "eval", "step": self.step, "epoch": self.epoch + 1, **self.last_eval})
 
     def refresh_report(self):

@@ -7,7 +7,8 @@ from . import report
 
 # Options a resumed run may change; every other option is taken from the saved run.
 RESUME_OVERRIDABLE = {"resume", "max_steps", "num_threads", "torch_threads", "device", "no_progress", "print_freq",
-                      "display_freq", "save_latest_freq", "eval_freq", "checkpoints_dir", "name", "demo"}
+                      "display_freq", "save_latest_freq", "eval_freq", "checkpoints_dir", "name", "demo",
+                      "compile", "compile_mode"}
 
 
 class RunError(RuntimeError):
