@@ -61,7 +61,7 @@ def resolve_device(opt, dist):
 
 def make_dataset(opt):
     if opt.dataset == "synthetic":
-        n = opt.synthetic_size if opt.max_dataset_size is None else int(min(opt.synthetic_size, opt.max_dataset_size))
+        n = data.capped_size(opt.synthetic_size, opt.max_dataset_size)
         return synthetic.SyntheticDataset(size=opt.crop_size, n_train=n, seed=opt.synthetic_seed, no_flip=opt.no_flip)
     return data.UnalignedDataset(opt.dataroot, "train", opt.max_dataset_size, opt.preprocess,
                                  opt.load_size, opt.crop_size, opt.no_flip)
@@ -157,14 +157,7 @@ class Run:
             self.folder.write_options(opt)
         if dist.is_main:
             os.makedirs(self.folder.samples, exist_ok=True)
-        self.mark_step = None
-        if opt.compile:
-            mode = opt.compile_mode or compiled.default_mode(self.device)
-            self.recipe.wrap_networks(compiled.compiler(mode))
-            if compiled.uses_cuda_graphs(mode, self.device):
-                self.mark_step = compiled.mark_step_begin
-        if dist.enabled:
-            self.recipe.wrap_networks(self.wrap_ddp)
+        self.wrap_networks()
         self.bar = self.progress_bar()
         self.log(f"run {self.folder.path}: --model {opt.model}, netG={opt.netG}, {opt.dataset} data "
                  f"({len(self.dataset)} per epoch), {self.steps_per_epoch} steps/epoch x {self.total_epochs} "
@@ -206,6 +199,18 @@ class Run:
             self.metrics.truncate_after(self.step)
             self.log(f"resuming {self.folder.path} at step {self.step} "
                      f"(epoch {self.epoch + 1}, batch {self.batch_in_epoch})")
+
+    def wrap_networks(self):
+        """torch.compile (--compile) inside, DDP outside: the recipe can call a network
+        without DDP (unwrap(net, parallel_only=True)) and still run it compiled."""
+        self.mark_step = None
+        if self.opt.compile:
+            mode = self.opt.compile_mode or compiled.default_mode(self.device)
+            self.recipe.wrap_networks(compiled.compiler(mode))
+            if compiled.uses_cuda_graphs(mode, self.device):
+                self.mark_step = compiled.mark_step_begin
+        if self.dist.enabled:
+            self.recipe.wrap_networks(self.wrap_ddp)
 
     def wrap_ddp(self, net):
         device_ids = [self.device.index] if self.device.type == "cuda" else None

@@ -111,7 +111,10 @@ class Recipe:
                 **{f"D_{k}": v for k, v in self.discriminators.items()}}
 
     def wrap_networks(self, fn) -> None:
-        """Replace each network by fn(network): the run compiles and wraps for DDP with it."""
+        """Replace each network by fn(network): the run compiles (--compile) and then wraps
+        for DDP with it. To call a network whose parameters take no gradient in this pass
+        (D in the generator step) without DDP, use models.registry.unwrap(net,
+        parallel_only=True): DDP would wait for gradients that never come."""
         self.generators = {k: fn(v) for k, v in self.generators.items()}
         self.discriminators = {k: fn(v) for k, v in self.discriminators.items()}
 
@@ -146,7 +149,8 @@ class Recipe:
         """Read back what checkpoint_extras saved."""
 
     def rank_state(self) -> dict:
-        """This process's own state (e.g. image pools), saved for each DDP process."""
+        """This process's own state (e.g. image pools), saved for each DDP process. The key
+        "rng" is the run's (it adds the RNG states)."""
         return {}
 
     def load_rank_state(self, state: dict, device: torch.device) -> None:
