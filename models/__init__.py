@@ -14,10 +14,12 @@ from .patchgan import NLayerDiscriminator
 from .registry import GENERATOR_ARCHS, build_generator, generator_from_payload, generator_payload
 from .resnet import ResnetGenerator
 from .ugatit import UGATITGenerator
+from .ugatit_discriminator import UGATITDiscriminator
+from .ugatit_params import load_ugatit_params
 from .weights import load_weights
 
 __all__ = [
-    "AdaLINGenerator", "ResnetGenerator", "UGATITGenerator", "NLayerDiscriminator",
-    "build_generator", "generator_payload", "generator_from_payload", "load_generator",
+    "AdaLINGenerator", "ResnetGenerator", "UGATITGenerator", "NLayerDiscriminator", "UGATITDiscriminator",
+    "build_generator", "generator_payload", "generator_from_payload", "load_generator", "load_ugatit_params",
     "load_weights", "init_normal_", "CheckpointError", "GENERATOR_ARCHS", "NORM_IMPLS",
 ]

@@ -14,7 +14,7 @@ import re
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, WrongCheckpointKindError
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DDP, torch.compile
 
@@ -49,7 +49,7 @@ def recognise_generator_state_dict(state_dict: dict):
         return _cyclegan_resnet(state_dict)
     if "DownBlock.1.weight" in state_dict and "FC.0.weight" in state_dict:
         return _ugatit(state_dict)
-    raise CheckpointError(f"unknown architecture: {_describe_unknown(state_dict)}; expected {EXPECTED}")
+    raise WrongCheckpointKindError(f"unknown architecture: {_describe_unknown(state_dict)}; expected {EXPECTED}")
 
 
 def _cyclegan_resnet(state_dict):

@@ -48,7 +48,7 @@ def build_generator(arch: str, norm_impl: str = "fused", **config) -> nn.Module:
 
 def generator_payload(net: nn.Module, arch: str) -> dict:
     """A self-describing, weights_only-loadable dict from which generator_from_payload rebuilds net."""
-    net = _unwrap(net)
+    net = unwrap(net)
     cls, fixed = _arch_class_and_fixed_config(arch)
     if not isinstance(net, cls):
         raise ValueError(f"architecture {arch!r} is a {cls.__name__}, got a {type(net).__name__}")
@@ -83,11 +83,15 @@ def generator_from_payload(payload: dict, norm_impl: str = "fused") -> nn.Module
     return net
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
-    """The module inside DataParallel / DDP (.module) or torch.compile (._orig_mod) wrappers."""
+def unwrap(net: nn.Module, parallel_only: bool = False) -> nn.Module:
+    """The module inside DataParallel / DDP (.module) and torch.compile (._orig_mod) wrappers.
+
+    parallel_only=True removes only the DataParallel / DDP wrappers and keeps a compiled
+    module compiled (to call a network without DDP's gradient bookkeeping).
+    """
     while True:
         inner = getattr(net, "module", None)
-        if not isinstance(inner, nn.Module):
+        if not isinstance(inner, nn.Module) and not parallel_only:
             inner = getattr(net, "_orig_mod", None)
         if not isinstance(inner, nn.Module):
             return net

@@ -40,8 +40,9 @@ class ResnetAdaLINBlock(nn.Module):
 
 
 class UGATITGenerator(nn.Module):
-    """U-GAT-IT's generator. forward(x) returns the image; forward_with_cam(x) returns
-    (image, cam_logit, heatmap) as U-GAT-IT's forward does.
+    """U-GAT-IT's generator. forward(x) returns the image; forward(x, with_cam=True) (or
+    forward_with_cam(x)) returns (image, cam_logit, heatmap) as U-GAT-IT's forward does. The
+    keyword goes through DistributedDataParallel's forward, so training uses it.
 
     light=False feeds the whole bottleneck map to the gamma/beta MLP, so the input must be
     img_size x img_size; light=True pools it first and takes any size divisible by 4.
@@ -104,8 +105,9 @@ class UGATITGenerator(nn.Module):
         """img_size for the full generator (its MLP reads the whole bottleneck map), else None."""
         return None if self.light else self.img_size
 
-    def forward(self, x):
-        return self.forward_with_cam(x)[0]
+    def forward(self, x, with_cam: bool = False):
+        image, cam_logit, heatmap = self.forward_with_cam(x)
+        return (image, cam_logit, heatmap) if with_cam else image
 
     def forward_with_cam(self, x):
         """(image, cam_logit (N, 2), heatmap (N, 1, H/4, W/4)), as U-GAT-IT's forward."""

@@ -5,11 +5,13 @@ import torch
 from torch import nn
 
 _INITIALISED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+_AFFINE_NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d)
 
 
 @torch.no_grad()
 def init_normal_(net: nn.Module, std: float = 0.02) -> nn.Module:
-    """Convolution and linear weights ~ N(0, std), their biases 0, as the official init_weights.
+    """The official init_weights(init_type='normal'): convolution and linear weights
+    ~ N(0, std), their biases 0; affine BatchNorm / InstanceNorm weights ~ N(1, std), biases 0.
 
     Normalization parameters (AdaLIN/LIN rho, gamma, beta) keep their constructor values,
     as they do in the official code and in U-GAT-IT.
@@ -17,6 +19,10 @@ def init_normal_(net: nn.Module, std: float = 0.02) -> nn.Module:
     for module in net.modules():
         if isinstance(module, _INITIALISED):
             nn.init.normal_(module.weight, 0.0, std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+        elif isinstance(module, _AFFINE_NORMS) and module.weight is not None:
+            nn.init.normal_(module.weight, 1.0, std)
+        else:
+            continue
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
     return net

@@ -1,4 +1,5 @@
 """python -m train: train a CycleGAN (see `python -m train --help`)."""
+import os
 import sys
 
 from . import options
@@ -8,17 +9,41 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     opt = options.parse(argv)
     opt._explicit = sorted(options.explicit_dests(options.build_parser(), argv))
-    from .checkpoint import UnsafeCheckpointError
+    from .checkpoint import CheckpointError, CheckpointWriteError
     from .data import DataError
-    from .loop import RunError, print_summary, train
+    from .run import RunError, train
     try:
         summary = train(opt)
-    except (RunError, DataError, UnsafeCheckpointError) as e:
+    except (RunError, DataError, CheckpointError, options.OptionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except CheckpointWriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if summary.get("index_html") or summary.get("interrupted"):
         print_summary(summary)
     return 130 if summary.get("interrupted") else 0
+
+
+def print_summary(summary, log=print):
+    if summary.get("interrupted"):
+        run_dir = summary["run_dir"]
+        log(f"interrupted at step {summary['step']}; checkpoint saved to {summary['checkpoint']}. Continue with:\n"
+            f"  python -m train --resume --name {os.path.basename(run_dir)} "
+            f"--checkpoints_dir {os.path.dirname(run_dir) or '.'}")
+    else:
+        log(f"done: {summary['step']} steps; checkpoint {summary['checkpoint']}")
+    if "index_html" in summary:
+        log(f"samples:  {summary['samples_dir']}")
+        log(f"plots:    {', '.join(summary['plots'])}")
+        log(f"page:     {summary['index_html']}")
+    ev = summary.get("eval")
+    if ev:
+        log("evaluation on the paired synthetic test split (higher is better):")
+        log(f"  {'':24s} {'PSNR dB':>8s} {'SSIM':>6s}")
+        for label, key in (("G(A) vs true B", "AtoB"), ("  identity A vs B", "identity_AtoB"),
+                           ("F(B) vs true A", "BtoA"), ("  identity B vs A", "identity_BtoA")):
+            log(f"  {label:24s} {ev['psnr_' + key]:8.2f} {ev['ssim_' + key]:6.3f}")
 
 
 if __name__ == "__main__":

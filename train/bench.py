@@ -1,18 +1,28 @@
-"""End-to-end benchmark: whole CycleGAN training iterations and inference, three builds.
+"""End-to-end benchmark: whole CycleGAN training iterations and inference, several builds.
 
     python -m train.bench                                   # CPU defaults
+    python -m train.bench --config official --device cuda   # resnet_9blocks, ngf/ndf 64, batch 1, 128 and 256 px
     python -m train.bench --archs adalin --sizes 128 --reps 5 --json e2e.json
+    python -m train.bench --quick                           # a tiny smoke run (checks the tool, not a figure)
 
-Each generator architecture is built three ways with identical convolution weights: our fused
-layers, the eager reference layers, and a "free norm" stand-in (a per-channel affine map,
-which costs almost nothing). The three are timed round-robin in one process; the free build
-gives the limit, so the share of the removable normalization time that our kernels remove is
+An iteration is the training step of the cycle_gan recipe (train/recipes/cycle_gan.py):
+both generator passes, identity and cycle losses, both discriminators with image pools, two
+Adam steps. Each generator architecture is built several ways with identical weights:
 
-    removed = (t_eager - t_fused) / (t_eager - t_free)
+    fused           our fused normalization kernels
+    eager           the eager reference layers (pure PyTorch)
+    compiled        the eager layers under torch.compile (what PyTorch alone offers)
+    fused_compiled  our fused kernels under torch.compile
+    free            a "free norm" stand-in (a per-channel affine map, which costs almost nothing)
+
+The builds are timed round-robin in one process. The free build gives the floor, so
+
+    norm share of a build  = (t_build - t_free) / t_build   (the step's time spent normalizing)
+    removed                = (t_eager - t_fused) / (t_eager - t_free)
 
 Memory: the activation bytes autograd saves for the backward of a training iteration (what
-the iteration holds at its peak beyond weights and optimiser state), per build; on the GPU
-also how far one step raises torch.cuda.max_memory_allocated.
+the iteration holds at its peak beyond weights and optimiser state), for fused and eager;
+on the GPU also how far one step raises torch.cuda.max_memory_allocated.
 """
 from __future__ import annotations
 
@@ -21,41 +31,54 @@ import datetime
 import json
 import os
 import statistics
+import sys
 import time
 
 import torch
 
 import models
-from .losses import GANLoss, cycle_loss, identity_loss
 
-IMPLS = ("fused", "eager", "free")
+from . import compiled
+from .options import build_parser as training_parser
+from .precision import Precision
+from .recipes.cycle_gan import CycleGAN
+
+BUILDS = {  # name: (norm_impl, torch.compile)
+    "fused": ("fused", False), "eager": ("eager", False), "compiled": ("eager", True),
+    "fused_compiled": ("fused", True), "free": ("free", False),
+}
+DEFAULT_BUILDS = ("fused", "eager", "compiled", "free")
 DEFAULT_ARCHS = ("resnet_9blocks", "adalin", "ugatit_light")
+CONFIGS = {  # presets: options they set
+    "official": {"archs": "resnet_9blocks", "ngf": 64, "ndf": 64, "batch_size": 1, "sizes": "128,256"},
+}
+QUICK = {"archs": "resnet_6blocks", "ngf": 8, "ndf": 8, "sizes": "32", "reps": 1, "warmup": 1}
 
 
-class CycleGANSetup:
-    """Two generators, two PatchGAN discriminators and their optimisers, as in CycleGAN."""
+class BenchSetup:
+    """One build of the cycle_gan recipe on fixed random images."""
 
-    def __init__(self, arch, norm_impl, img_size, device, batch_size, channels_last, weights=None):
-        config = {"img_size": img_size} if arch.startswith("ugatit") else {}
+    def __init__(self, arch, build, img_size, device, args, weights=None):
+        norm_impl, compile_it = BUILDS[build]
+        argv = ["--netG", arch, "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--crop_size", str(img_size),
+                "--batch_size", str(args.batch_size)]
+        opt = training_parser().parse_args(argv + (["--channels_last"] if args.channels_last else []))
+        opt.norm_impl = norm_impl  # "free" is a benchmark-only choice, not a training option
         torch.manual_seed(0)
-        self.G_A = models.build_generator(arch, norm_impl=norm_impl, **config)
-        self.G_B = models.build_generator(arch, norm_impl=norm_impl, **config)
-        self.D_A = models.NLayerDiscriminator(norm_impl=norm_impl)
-        self.D_B = models.NLayerDiscriminator(norm_impl=norm_impl)
-        self.nets = [self.G_A, self.G_B, self.D_A, self.D_B]
-        if weights is not None:  # the same convolution weights in every build
+        self.recipe = CycleGAN(opt, device, Precision("none", device))
+        self.nets = list(self.recipe.networks().values())
+        if weights is not None:  # the same weights in every build
             for net, state in zip(self.nets, weights):
                 net.load_state_dict(state, strict=norm_impl != "free")
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        for net in self.nets:
-            net.to(device=device, memory_format=fmt)
-        g_params = list(self.G_A.parameters()) + list(self.G_B.parameters())
-        d_params = list(self.D_A.parameters()) + list(self.D_B.parameters())
-        self.opt_G = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999))
-        self.opt_D = torch.optim.Adam(d_params, lr=2e-4, betas=(0.5, 0.999))
-        self.gan = GANLoss("lsgan").to(device)
+        self.mark_step = None
+        if compile_it:
+            mode = args.compile_mode or compiled.default_mode(device)
+            self.recipe.wrap_networks(compiled.compiler(mode))
+            if compiled.uses_cuda_graphs(mode, device):
+                self.mark_step = compiled.mark_step_begin
+        fmt = torch.channels_last if args.channels_last else torch.contiguous_format
         gen = torch.Generator().manual_seed(1)
-        shape = (batch_size, 3, img_size, img_size)
+        shape = (args.batch_size, 3, img_size, img_size)
         self.real_A = torch.rand(shape, generator=gen).mul(2).sub(1).to(device).contiguous(memory_format=fmt)
         self.real_B = torch.rand(shape, generator=gen).mul(2).sub(1).to(device).contiguous(memory_format=fmt)
 
@@ -63,27 +86,15 @@ class CycleGANSetup:
         return [net.state_dict() for net in self.nets]
 
     def train_step(self):
-        A, B = self.real_A, self.real_B
-        for d in (self.D_A, self.D_B):
-            d.requires_grad_(False)
-        self.opt_G.zero_grad(set_to_none=True)
-        fake_B, fake_A = self.G_A(A), self.G_B(B)
-        loss_G = (self.gan(self.D_A(fake_B), True) + self.gan(self.D_B(fake_A), True)
-                  + cycle_loss(self.G_B(fake_B), A, 10.0) + cycle_loss(self.G_A(fake_A), B, 10.0)
-                  + identity_loss(self.G_A(B), B, 10.0, 0.5) + identity_loss(self.G_B(A), A, 10.0, 0.5))
-        loss_G.backward()
-        self.opt_G.step()
-        for d in (self.D_A, self.D_B):
-            d.requires_grad_(True)
-        self.opt_D.zero_grad(set_to_none=True)
-        loss_D = 0.5 * (self.gan(self.D_A(B), True) + self.gan(self.D_A(fake_B.detach()), False)
-                        + self.gan(self.D_B(A), True) + self.gan(self.D_B(fake_A.detach()), False))
-        loss_D.backward()
-        self.opt_D.step()
+        if self.mark_step is not None:
+            self.mark_step()
+        self.recipe.train_step(self.real_A, self.real_B)
 
     @torch.inference_mode()
     def infer_step(self):
-        self.G_A(self.real_A)
+        if self.mark_step is not None:
+            self.mark_step()
+        self.recipe.generators["AtoB"](self.real_A)
 
 
 def synchronize(device):
@@ -107,21 +118,32 @@ def time_round_robin(steps: dict, device, warmup: int, reps: int) -> dict:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def build_setups(arch, img_size, device, batch_size, channels_last):
-    fused = CycleGANSetup(arch, "fused", img_size, device, batch_size, channels_last)
-    weights = fused.state_dicts()
-    return {"fused": fused,
-            "eager": CycleGANSetup(arch, "eager", img_size, device, batch_size, channels_last, weights),
-            "free": CycleGANSetup(arch, "free", img_size, device, batch_size, channels_last, weights)}
+def build_setups(arch, img_size, device, args):
+    """Every requested build, with the weights of the first one that has real norm layers
+    (the free build's parameters differ: it takes the convolution weights only)."""
+    setups, weights = {}, None
+    for build in sorted(args.builds, key=lambda b: b == "free"):
+        setups[build] = BenchSetup(arch, build, img_size, device, args, weights)
+        weights = weights or setups[build].state_dicts()
+    return {b: setups[b] for b in args.builds}
+
+
+def norm_shares(t):
+    """Share of each build's step spent in normalization, from the free build's floor."""
+    if "free" not in t:
+        return {}
+    return {b: (t[b] - t["free"]) / t[b] for b in t if b != "free" and t[b] > 0}
 
 
 def removed_share(t):
+    if not {"fused", "eager", "free"} <= set(t):
+        return float("nan")
     removable = t["eager"] - t["free"]
     return (t["eager"] - t["fused"]) / removable if removable > 0 else float("nan")
 
 
 def saved_activation_bytes(setup) -> int:
-    """Bytes of activations autograd keeps for the backward of one generator step.
+    """Bytes of activations autograd keeps for the backward of one training iteration.
 
     That is what a training iteration holds at its peak on top of the weights and optimiser
     state, and what fused normalization saves: it keeps x and per-channel statistics where the
@@ -154,58 +176,116 @@ def peak_step_bytes(setup, device) -> int | None:
     return torch.cuda.max_memory_allocated(device) - before
 
 
-def main(argv=None):
+def memory_row(setups, device):
+    """Saved activations (and GPU peak) of the fused and eager builds, where both are built."""
+    if not {"fused", "eager"} <= set(setups):
+        return {}
+    saved = {b: saved_activation_bytes(setups[b]) for b in ("fused", "eager")}
+    peaks = {b: peak_step_bytes(setups[b], device) for b in ("fused", "eager")}
+    return {"saved_fused": saved["fused"], "saved_eager": saved["eager"],
+            "saved_ratio": saved["fused"] / saved["eager"],
+            "gpu_peak_fused": peaks["fused"], "gpu_peak_eager": peaks["eager"]}
+
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--config", choices=tuple(CONFIGS), default=None,
+                   help="preset: official = resnet_9blocks, ngf 64, ndf 64, batch 1, sizes 128,256 (the "
+                        "official CycleGAN configuration); explicit options still win")
     p.add_argument("--archs", default=",".join(DEFAULT_ARCHS), help=f"comma list of {models.GENERATOR_ARCHS}")
-    p.add_argument("--sizes", default="128,256", help="comma list of image sizes")
+    p.add_argument("--builds", default=",".join(DEFAULT_BUILDS), help=f"comma list of {tuple(BUILDS)}")
+    p.add_argument("--sizes", default="128,256", help="comma list of image sizes (multiples of 4)")
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--ndf", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--channels_last", action="store_true")
+    p.add_argument("--compile_mode", default=None,
+                   help="torch.compile mode of the compiled builds (default: reduce-overhead on CUDA, default on CPU)")
+    p.add_argument("--modes", default="train,infer", help="comma list of train, infer")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (compiled builds compile here)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: resnet_6blocks, ngf/ndf 8, 32 px, 1 warmup + 1 repetition")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    device = torch.device(args.device)
-    for arch in args.archs.split(","):
-        if arch not in models.GENERATOR_ARCHS:
-            p.error(f"unknown arch {arch!r}; expected one of {models.GENERATOR_ARCHS}")
+    _apply_presets(p, args, argv)
+    _check(p, args)
+    return args
 
+
+def _apply_presets(parser, args, argv):
+    given = {tok.split("=", 1)[0] for tok in (sys.argv[1:] if argv is None else argv)}
+    presets = dict(CONFIGS.get(args.config, {}))
+    if args.quick:
+        presets.update(QUICK)
+    for key, value in presets.items():
+        if f"--{key}" not in given:
+            setattr(args, key, value)
+    args.archs, args.builds = args.archs.split(","), args.builds.split(",")
+    args.sizes, args.modes = [int(s) for s in str(args.sizes).split(",")], args.modes.split(",")
+
+
+def _check(parser, args):
+    for arch in args.archs:
+        if arch not in models.GENERATOR_ARCHS:
+            parser.error(f"unknown arch {arch!r}; expected one of {models.GENERATOR_ARCHS}")
+    for build in args.builds:
+        if build not in BUILDS:
+            parser.error(f"unknown build {build!r}; expected one of {tuple(BUILDS)}")
+    for mode in args.modes:
+        if mode not in ("train", "infer"):
+            parser.error(f"unknown mode {mode!r}; expected train or infer")
+    if any(s < 4 or s % 4 for s in args.sizes):
+        parser.error(f"--sizes must be multiples of 4, got {args.sizes}")
+    if min(args.reps, args.batch_size, args.ngf, args.ndf) < 1 or args.warmup < 0:
+        parser.error("--reps, --batch_size, --ngf, --ndf must be >= 1 and --warmup >= 0")
+
+
+def format_row(row, builds):
+    times = " ".join(f"{row.get(f'{b}_s', float('nan')):{len(b) + 2}.4f}" for b in builds)
+    shares = " ".join(f"{row['norm_share'].get(b, float('nan')):{len(b) + 5}.0%}" for b in builds if b != "free")
+    text = f"{row['arch']:15s} {row['size']:4d} {row['mode']:5s} {times}   {shares} {row['removed']:8.0%}"
+    if "saved_ratio" in row:
+        text += (f" {row['saved_fused'] / 2**20:14.0f} {row['saved_eager'] / 2**20:7.0f} {row['saved_ratio']:6.2f}")
+        if row["gpu_peak_fused"] is not None:
+            text += f" {row['gpu_peak_fused'] / 2**20:17.0f} {row['gpu_peak_eager'] / 2**20:7.0f}"
+    return text
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
     started = datetime.datetime.now(datetime.timezone.utc)
     print(f"# {started:%Y-%m-%d %H:%M} UTC, device {device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, batch {args.batch_size}")
-    print(f"{'arch':15s} {'size':>4s} {'mode':5s} {'fused s':>8s} {'eager s':>8s} {'free s':>8s} "
-          f"{'fused/eager':>11s} {'removed':>8s} {'saved MB fused':>14s} {'eager':>7s} {'ratio':>6s} "
-          f"{'GPU peak MB fused':>17s} {'eager':>7s}",
-          flush=True)
+          f"{torch.get_num_threads()} threads, batch {args.batch_size}, ngf {args.ngf}, ndf {args.ndf}, "
+          f"median of {args.reps} after {args.warmup} warmup")
+    shared = [b for b in args.builds if b != "free"]
+    print(f"{'arch':15s} {'size':>4s} {'mode':5s} " + " ".join(f"{b + ' s':>{len(b) + 2}s}" for b in args.builds)
+          + "   " + " ".join(f"{'norm ' + b:>{len(b) + 5}s}" for b in shared)
+          + f" {'removed':>8s} {'saved MB fused':>14s} {'eager':>7s} {'ratio':>6s} {'GPU peak MB fused':>17s} "
+          f"{'eager':>7s}", flush=True)
     results = []
-    for arch in args.archs.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
-            setups = build_setups(arch, size, device, args.batch_size, args.channels_last)
-            memory = {impl: saved_activation_bytes(setups[impl]) for impl in ("fused", "eager")}
-            peaks = {impl: peak_step_bytes(setups[impl], device) for impl in ("fused", "eager")}
-            for mode in ("train", "infer"):
-                steps = {impl: getattr(s, f"{mode}_step") for impl, s in setups.items()}
+    for arch in args.archs:
+        for size in args.sizes:
+            setups = build_setups(arch, size, device, args)
+            memory = memory_row(setups, device) if "train" in args.modes else {}
+            for mode in args.modes:
+                steps = {b: getattr(s, f"{mode}_step") for b, s in setups.items()}
                 t = time_round_robin(steps, device, args.warmup, args.reps)
-                row = {"arch": arch, "size": size, "mode": mode, **{f"{k}_s": v for k, v in t.items()},
-                       "removed": removed_share(t)}
-                mem = ""
-                if mode == "train":
-                    row.update(saved_fused=memory["fused"], saved_eager=memory["eager"],
-                               saved_ratio=memory["fused"] / memory["eager"],
-                               gpu_peak_fused=peaks["fused"], gpu_peak_eager=peaks["eager"])
-                    mem = f"{memory['fused'] / 2**20:14.0f} {memory['eager'] / 2**20:7.0f} {row['saved_ratio']:6.2f}"
-                    if peaks["fused"] is not None:
-                        mem += f" {peaks['fused'] / 2**20:17.0f} {peaks['eager'] / 2**20:7.0f}"
+                row = {"arch": arch, "size": size, "mode": mode, **{f"{b}_s": v for b, v in t.items()},
+                       "norm_share": norm_shares(t), "removed": removed_share(t),
+                       **(memory if mode == "train" else {})}
                 results.append(row)
-                print(f"{arch:15s} {size:4d} {mode:5s} {t['fused']:8.3f} {t['eager']:8.3f} {t['free']:8.3f} "
-                      f"{t['eager'] / t['fused']:10.2f}x {row['removed']:8.0%} {mem}", flush=True)
+                print(format_row(row, args.builds), flush=True)
             del setups
     if args.json:
         tmp = f"{args.json}.tmp"
         with open(tmp, "w") as f:
             json.dump({"date": started.isoformat(), "device": str(device), "torch": torch.__version__,
-                       "threads": torch.get_num_threads(), "results": results}, f, indent=1)
+                       "threads": torch.get_num_threads(), "batch_size": args.batch_size, "ngf": args.ngf,
+                       "ndf": args.ndf, "builds": args.builds, "results": results}, f, indent=1)
         os.replace(tmp, args.json)
     return results
 

@@ -1,65 +1,40 @@
 """Atomic, weights_only-safe checkpoints.
 
 Everything saved is made of tensors, dicts, lists, strings, numbers, booleans and None, so
-`torch.load(weights_only=True)` reads it back: no pickled object, no code runs on load.
+`torch.load(weights_only=True)` reads it back: no pickled object, no code runs on load. The
+training checkpoint format itself is defined in models.training_checkpoint.
 """
-import os
-import pickle
 import random
-import tempfile
 
 import numpy as np
 import torch
 
-FORMAT = "cyclegan_ext.train"
-VERSION = 1
+from models.errors import CheckpointError, UnsafeCheckpointError  # noqa: F401 (callers catch these)
+from models.checkpoint_file import read_checkpoint_file
+from models.training_checkpoint import TRAIN_FORMAT as FORMAT, TRAIN_VERSION as VERSION  # noqa: F401
+from models.training_checkpoint import read_training_checkpoint as load_training_checkpoint  # noqa: F401
+
+from .atomic import AtomicWriteError, atomic_write, cleanup_stale_temporaries  # noqa: F401
 
 
-class UnsafeCheckpointError(ValueError):
-    """The file holds pickled Python objects; loading it could run arbitrary code."""
+class CheckpointWriteError(AtomicWriteError):
+    """Saving a checkpoint failed (e.g. no space left on device); the previous one is intact."""
 
 
 def atomic_save(obj, path):
-    """Write obj to a temporary file in the same folder, fsync it, then os.replace it onto
-    `path`: a reader (or a crash) sees either the previous file or the complete new one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    """torch.save(obj) onto `path` atomically (see train.atomic). Raises CheckpointWriteError
+    ("no space left on device while writing <path>; the previous checkpoint <path> is intact")
+    when the device refuses the write; the partial temporary file is removed."""
+    atomic_write(path, lambda f: torch.save(obj, f), what="checkpoint", error_type=CheckpointWriteError)
 
 
 def safe_load(path, map_location="cpu"):
-    """torch.load(weights_only=True), with a clear error for files that hold Python objects."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it contains pickled Python objects, not only tensors and "
-            f"plain containers, so unpickling it could run code from the file (nothing in it was "
-            f"run). torch said: {first}. If you trust its origin, load it yourself and re-save "
-            f"its state_dict (tensors only)."
-        ) from None
+    """torch.load(weights_only=True) of `path` onto the CPU, with a CheckpointError naming the
+    file for one that is not a PyTorch checkpoint, is truncated or corrupt, or holds unsafe
+    pickled objects."""
+    if str(map_location) != "cpu":
+        raise ValueError(f"safe_load reads onto the CPU only, got map_location={map_location!r}")
+    return read_checkpoint_file(path)
 
 
 # --- RNG states as weights_only-safe values -------------------------------------------------

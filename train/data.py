@@ -8,9 +8,13 @@ index, the B index and a per-sample augmentation seed (crop position, flip). So 
 same whatever the number of workers, and a resumed run continues at the exact batch where it
 stopped (`RunSampler.epoch_batches(epoch, start)`).
 """
+import hashlib
 import math
 import os
+import shutil
+import tempfile
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -24,19 +28,56 @@ class DataError(ValueError):
     """The dataset cannot be used (missing or empty folder, no readable image)."""
 
 
-def make_dataset(folder, max_dataset_size=float("inf")):
-    """Sorted list of image paths under `folder` (recursive), as the official make_dataset."""
+def make_dataset(folder, max_dataset_size=None):
+    """Sorted list of image paths under `folder` (recursive, following symlinked folders), at most
+    max_dataset_size of them (None: all), as the official make_dataset."""
     if not os.path.isdir(folder):
         raise DataError(f"image folder not found: {folder} (expected the CycleGAN layout "
                         f"DATAROOT/trainA, DATAROOT/trainB, optionally testA, testB)")
-    paths = []
-    for root, _, names in sorted(os.walk(folder, followlinks=True)):
-        for name in sorted(names):
-            if name.endswith(IMG_EXTENSIONS):
-                paths.append(os.path.join(root, name))
+    paths = scan_images(folder)
     if not paths:
         raise DataError(f"no images in {folder} (looked for {', '.join(IMG_EXTENSIONS[::2])})")
-    return paths[:int(min(max_dataset_size, len(paths)))]
+    return paths[:capped_size(len(paths), max_dataset_size)]
+
+
+def capped_size(n, max_dataset_size):
+    """n, or max_dataset_size when smaller. None means no limit, and so does inf (the default
+    that older runs wrote into opt.json)."""
+    if max_dataset_size is None or max_dataset_size == float("inf"):
+        return n
+    return min(n, int(max_dataset_size))
+
+
+def scan_images(folder):
+    """Image paths under `folder`, sorted by folder then name. Symlinked folders that lead
+    outside `folder` are followed; links to folders inside it are not (their files are listed
+    under their own path). Each real folder is entered once, so a link back to a parent cannot
+    loop, and each real file is listed once."""
+    top = os.path.realpath(folder)
+    entered, found = set(), []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real_root = os.path.realpath(root)
+        if real_root in entered:
+            dirs[:] = []
+            continue
+        entered.add(real_root)
+        dirs[:] = sorted(d for d in dirs if not _link_into(os.path.join(root, d), top))
+        found.extend((root, name) for name in names if name.endswith(IMG_EXTENSIONS))
+    listed, paths = set(), []
+    for root, name in sorted(found):
+        path = os.path.join(root, name)
+        real = os.path.realpath(path)
+        if real not in listed:
+            listed.add(real)
+            paths.append(path)
+    return paths
+
+
+def _link_into(path, top):
+    if not os.path.islink(path):
+        return False
+    real = os.path.realpath(path)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def make_power_2(img, base=4, method=Image.BICUBIC):
@@ -73,28 +114,80 @@ def pil_to_tensor(img):
 
 
 def load_rgb(path):
-    """Open an image of any mode as RGB (palette/greyscale/RGBA/16-bit converted)."""
+    """Open an image of any Pillow mode as RGB, keeping its content (see to_rgb)."""
     with Image.open(path) as img:
         img.load()
-        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(img, dtype=np.float64)
-            top = 65535.0 if arr.max() > 255 else 255.0
-            img = Image.fromarray((arr / top * 255).round().astype(np.uint8), "L")
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            img = img.convert("RGBA")
-            bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(bg, img)
-        return img.convert("RGB")
+        return to_rgb(img)
+
+
+def to_rgb(img):
+    """RGB from any Pillow mode: 16/32-bit integer and float images ('I;16', 'I', 'F') are scaled
+    to 8 bits by their range, transparent ones ('RGBA', 'LA', 'P' with transparency, ...) are
+    composited on white, everything else ('1', 'L', 'P', 'CMYK', 'YCbCr', ...) converted."""
+    if img.mode == "F" or img.mode.startswith("I"):
+        img = _scaled_to_8_bits(img)
+    if img.mode in ("RGBa", "La"):  # premultiplied alpha: undo it first
+        img = img.convert("RGBA" if img.mode == "RGBa" else "LA")
+    if "A" in img.getbands() or (img.mode == "P" and "transparency" in img.info):
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA"))
+    return img.convert("RGB")
+
+
+def _scaled_to_8_bits(img):
+    """'L' image from a single-channel integer or float image. An integer image within 0..255 or
+    a float image within 0..1 keeps its values' meaning; others are scaled by their range: 0 (or
+    the minimum, when negative) black, the maximum white."""
+    arr = np.asarray(img, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return Image.new("L", img.size, 0)
+    low, high = min(0.0, finite.min()), finite.max()
+    if low == 0 and high <= 1 and img.mode == "F":
+        top = 1.0
+    elif low == 0 and high <= 255 and img.mode != "F":
+        top = 255.0
+    else:
+        top = high
+    if top <= low:
+        return Image.new("L", img.size, 0)
+    arr = np.nan_to_num(arr, nan=low, posinf=high, neginf=low)
+    return Image.fromarray(((arr - low) / (top - low) * 255).round().clip(0, 255).astype(np.uint8), "L")
+
+
+class _FirstTimeMarkers:
+    """Tells whether a file is met for the first time by any process sharing this object (the
+    main process and every DataLoader worker, which get copies): the first one to create the
+    file's marker in a shared temporary folder wins."""
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix="cyclegan_ext_seen_")
+        weakref.finalize(self, _remove_folder_if_owner, self.folder, os.getpid())
+
+    def first_time(self, key):
+        marker = os.path.join(self.folder, hashlib.sha256(key.encode()).hexdigest())
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        except OSError:  # the folder is gone or unwritable: better a repeated warning than none
+            return True
+        return True
+
+
+def _remove_folder_if_owner(folder, owner_pid):
+    if os.getpid() == owner_pid:  # a forked worker must not remove the main process's folder
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class UnalignedDataset(torch.utils.data.Dataset):
     """Official 'unaligned' dataset over DATAROOT/{phase}A and {phase}B.
 
     Items are (index_A, index_B, augmentation_seed) tuples (see RunSampler). An unreadable or
-    corrupt image is skipped with a warning naming the file (the next image is used instead).
+    corrupt image is skipped with a warning naming the file, printed once per file whatever the
+    number of workers and epochs (the next image is used instead).
     """
 
-    def __init__(self, dataroot, phase="train", max_dataset_size=float("inf"), preprocess="resize_and_crop",
+    def __init__(self, dataroot, phase="train", max_dataset_size=None, preprocess="resize_and_crop",
                  load_size=286, crop_size=256, no_flip=False):
         if not os.path.isdir(dataroot):
             raise DataError(f"--dataroot not found: {dataroot}")
@@ -102,7 +195,9 @@ class UnalignedDataset(torch.utils.data.Dataset):
         self.B_paths = make_dataset(os.path.join(dataroot, phase + "B"), max_dataset_size)
         self.len_A, self.len_B = len(self.A_paths), len(self.B_paths)
         self.preprocess, self.load_size, self.crop_size, self.no_flip = preprocess, load_size, crop_size, no_flip
-        self._warned = set()
+        self._unreadable_seen = _FirstTimeMarkers()
+        for paths in (self.A_paths, self.B_paths):  # here, not in a worker: a clear error, no traceback
+            self._load(paths, 0)
 
     def __len__(self):
         return max(self.len_A, self.len_B)
@@ -113,10 +208,10 @@ class UnalignedDataset(torch.utils.data.Dataset):
             try:
                 return load_rgb(path), path
             except Exception as e:  # corrupt, truncated, unreadable: skip it
-                if path not in self._warned:
-                    self._warned.add(path)
+                if self._unreadable_seen.first_time(path):
                     warnings.warn(f"skipping unreadable image {path}: {type(e).__name__}: {e}", stacklevel=2)
-        raise DataError(f"no readable image in {os.path.dirname(paths[0])}")
+        raise DataError(f"no readable image among the {len(paths)} in {os.path.dirname(paths[0])} "
+                        "(each was reported above)")
 
     def __getitem__(self, item):
         ia, ib, seed = item

@@ -1,6 +1,4 @@
 """Image-quality metrics on images in [0, 1] (N, C, H, W): PSNR and SSIM (Wang et al. 2004)."""
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -43,8 +41,3 @@ def ssim(x, y, data_range=1.0, window_size=11, sigma=1.5, k1=0.01, k2=0.03):
 def to_unit(t):
     """[-1, 1] network range -> [0, 1], clamped."""
     return ((t.float() + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
-def mean_finite(values):
-    vals = [v for v in values if math.isfinite(v)]
-    return sum(vals) / len(vals) if vals else float("inf")

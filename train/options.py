@@ -4,7 +4,10 @@ import argparse
 import sys
 import time
 
-ARCHS = ("adalin", "resnet_9blocks", "resnet_6blocks", "ugatit", "ugatit_light")
+from models.registry import GENERATOR_ARCHS as ARCHS
+
+from .option_checks import OptionError, validate  # noqa: F401 (train(opt) calls options.validate)
+from .recipes import DEFAULT_RECIPE, RECIPES, add_recipe_options, get_recipe
 
 # `--demo`: a run that learns visibly on a laptop CPU in a few minutes. Applied only to the
 # options not given explicitly on the command line.
@@ -30,7 +33,7 @@ def build_parser():
       help="'folder' when --dataroot is given, else 'synthetic' (the embedded seeded dataset)")
     a("--synthetic_size", type=int, default=1000, help="training scenes per domain (synthetic)")
     a("--synthetic_seed", type=int, default=0, help="seed of the synthetic scenes (and test split)")
-    a("--max_dataset_size", type=float, default=float("inf"))
+    a("--max_dataset_size", type=int, default=None, help="use at most this many images per domain (default: all)")
     a("--preprocess", default="resize_and_crop", choices=("resize_and_crop", "crop", "resize", "none"))
     a("--load_size", type=int, default=286)
     a("--crop_size", type=int, default=256)
@@ -47,6 +50,8 @@ def build_parser():
     a("--max_steps", type=int, default=None, help="stop (and save) after this many iterations")
     a("--demo", action="store_true", help="small synthetic run that learns in a few minutes on a CPU")
     # model
+    a("--model", choices=tuple(RECIPES), default=DEFAULT_RECIPE,
+      help="training recipe: networks, losses and optimisers (train/recipes/)")
     a("--netG", choices=ARCHS, default="adalin")
     a("--ngf", type=int, default=64)
     a("--ndf", type=int, default=64)
@@ -71,6 +76,10 @@ def build_parser():
     a("--device", default=None, help="cuda when available, else cpu")
     a("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA (fp16 with a grad scaler)")
     a("--channels_last", action="store_true")
+    a("--compile", action="store_true",
+      help="torch.compile the generators and discriminators (fullgraph; the first steps compile)")
+    a("--compile_mode", choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+      default=None, help="torch.compile mode (default: reduce-overhead on CUDA, i.e. CUDA graphs; default on CPU)")
     a("--torch_threads", type=int, default=0,
       help="intra-op CPU threads (0: torch's default). Small models on a busy CPU run faster with 1")
     # output
@@ -80,6 +89,7 @@ def build_parser():
     a("--eval_freq", type=int, default=1000, help="PSNR/SSIM on the paired synthetic test split every N iterations")
     a("--eval_size", type=int, default=64, help="paired test scenes for evaluation")
     a("--no_progress", action="store_true", help="no progress bar")
+    add_recipe_options(p)
     return p
 
 
@@ -92,21 +102,23 @@ def parse(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     opt = parser.parse_args(argv)
+    given = explicit_dests(parser, argv)
+    for k, v in get_recipe(opt.model).option_defaults.items():
+        if k not in given:
+            setattr(opt, k, v)
     if opt.demo:
-        given = explicit_dests(parser, argv)
-        for k, v in DEMO_DEFAULTS.items():
+        for k, v in {**DEMO_DEFAULTS, **getattr(get_recipe(opt.model), "demo_defaults", {})}.items():
             if k not in given:
                 setattr(opt, k, v)
         if opt.name is None:
             opt.name = time.strftime("demo_%Y%m%d_%H%M%S")
     if opt.dataset is None:
         opt.dataset = "folder" if opt.dataroot else "synthetic"
-    if opt.dataset == "folder" and not opt.dataroot:
-        parser.error("--dataset folder needs --dataroot")
     if opt.name is None:
         opt.name = "experiment_name"
-    if opt.crop_size % 4:
-        parser.error(f"--crop_size must be a multiple of 4, got {opt.crop_size}")
-    if opt.batch_size < 1 or opt.pool_size < 0:
-        parser.error("--batch_size must be >= 1 and --pool_size >= 0")
+    try:
+        validate(opt)
+    except OptionError as error:  # one line, exit status 2, as argparse's own errors
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
     return opt

@@ -1,15 +1,11 @@
 """What a person looks at: metrics.jsonl, loss/eval plots, sample grids and index.html."""
 import html
 import json
-import math
 import os
 
 import numpy as np
 import torch
 from PIL import Image
-
-LOSS_KEYS = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
-
 
 class MetricsLog:
     """Appends one JSON object per line to run_dir/metrics.jsonl (flushed each time)."""
@@ -53,10 +49,6 @@ def to_uint8(t):
     return t.to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def save_image(t, path):
-    Image.fromarray(to_uint8(t)).save(path)
-
-
 def save_grid(rows, path, labels=None, scale=None):
     """rows: list of (N, 3, H, W) tensors in [-1, 1] -> one PNG, one row per tensor."""
     n, _, h, w = rows[0].shape
@@ -71,8 +63,9 @@ def save_grid(rows, path, labels=None, scale=None):
     img.save(path)
 
 
-def plot_curves(metrics_path, out_dir):
-    """losses.png (every loss vs step) and, if any evaluation was logged, eval.png. Returns paths."""
+def plot_curves(metrics_path, out_dir, loss_names):
+    """losses.png (each of loss_names vs step: D_* and G_* as adversarial losses, the others
+    as reconstruction losses) and, if any evaluation was logged, eval.png. Returns paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -84,12 +77,12 @@ def plot_curves(metrics_path, out_dir):
     if train:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         steps = [r["step"] for r in train]
-        for k in LOSS_KEYS:
+        for k in loss_names:
             if k in train[0]:
                 ax = axes[0] if k.startswith(("D_", "G_")) else axes[1]
                 ax.plot(steps, [r[k] for r in train], label=k)
         axes[0].set_title("adversarial losses")
-        axes[1].set_title("cycle / identity losses")
+        axes[1].set_title("reconstruction losses")
         written.append(_finish_figure(plt, fig, axes, os.path.join(out_dir, "losses.png")))
     if evals:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -104,7 +97,7 @@ def plot_curves(metrics_path, out_dir):
     return written
 
 
-def write_index(run_dir, opt_dict):
+def write_index(run_dir, opt_dict, sample_caption):
     """index.html: plots, the latest evaluation, and every sample grid (newest first)."""
     samples = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.endswith(".png")) \
         if os.path.isdir(os.path.join(run_dir, "samples")) else []
@@ -115,7 +108,7 @@ def write_index(run_dir, opt_dict):
              "td,th{padding:2px 8px;text-align:right}</style></head><body>",
              f"<h1>{html.escape(opt_dict['name'])}</h1>",
              f"<p>netG={html.escape(str(opt_dict['netG']))}, dataset={html.escape(str(opt_dict['dataset']))}, "
-             f"crop_size={opt_dict['crop_size']}. Sample rows: real A, G(A), F(G(A)), real B, F(B), G(F(B)).</p>"]
+             f"crop_size={opt_dict['crop_size']}. Sample rows: {html.escape(sample_caption)}.</p>"]
     for plot in ("losses.png", "eval.png"):
         if os.path.exists(os.path.join(run_dir, plot)):
             parts.append(f"<img src='{plot}'><br>")
@@ -135,10 +128,6 @@ def write_index(run_dir, opt_dict):
     with open(tmp, "w") as fh:
         fh.write("\n".join(parts))
     os.replace(tmp, os.path.join(run_dir, "index.html"))
-
-
-def fmt(x):
-    return "inf" if math.isinf(x) else f"{x:.2f}"
 
 
 def _finish_figure(plt, fig, axes, path):

@@ -16,6 +16,8 @@ def run_train(*args):
     threads = torch.get_num_threads()
     try:
         return main([str(a) for a in args])
+    except SystemExit as exit_:  # an option error: argparse exits with status 2
+        return exit_.code
     finally:
         torch.set_num_threads(threads)
 

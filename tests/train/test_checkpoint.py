@@ -1,12 +1,23 @@
+import errno
 import os
 import pickle
 import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 
+from fault_files import Evil, FullDisk
+from models.errors import CorruptCheckpointError, NotACheckpointError, WrongCheckpointKindError
+from train import atomic
 from train import checkpoint as ckpt
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_atomic_save_roundtrip_weights_only(tmp_path):
@@ -52,22 +63,12 @@ def test_rng_state_roundtrip_through_weights_only_file(tmp_path):
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
 
 
-class Evil:
-    """Unpickling this would create a marker file: proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_safe_load_refuses_pickled_objects_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": {"w": torch.ones(1)}, "payload": Evil(str(marker))}, path)
     assert not marker.exists()
-    with pytest.raises(ckpt.UnsafeCheckpointError, match="refusing to load"):
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="evil.pt.*unsafe"):
         ckpt.safe_load(path)
     assert not marker.exists()
     raw = tmp_path / "raw.pkl"
@@ -75,3 +76,144 @@ def test_safe_load_refuses_pickled_objects_and_runs_nothing(tmp_path):
     with pytest.raises(ckpt.UnsafeCheckpointError):
         ckpt.safe_load(raw)
     assert not marker.exists()
+
+
+# --- what a bad file is reported as ---------------------------------------------------------
+
+def saved_training_checkpoint(path):
+    ckpt.atomic_save({"format": ckpt.FORMAT, "version": ckpt.VERSION, "generators": {}, "step": 3,
+                      "opt": {"lr": 2e-4}, "w": torch.ones(1000)}, path)
+    return path
+
+
+def test_training_checkpoint_reads_back(tmp_path):
+    state = ckpt.load_training_checkpoint(saved_training_checkpoint(tmp_path / "latest.pt"))
+    assert state["step"] == 3 and torch.equal(state["w"], torch.ones(1000))
+
+
+@pytest.mark.parametrize("kind", ["random_bytes", "png", "truncated_zip", "truncated_legacy", "wrong_kind"])
+def test_each_bad_file_is_reported_as_what_it_is_naming_the_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.pt"
+    if kind == "random_bytes":
+        path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+        error, match = NotACheckpointError, "not a PyTorch checkpoint"
+    elif kind == "png":
+        from PIL import Image
+        Image.new("RGB", (8, 8)).save(path, format="PNG")
+        error, match = NotACheckpointError, "not a PyTorch checkpoint: it is a PNG image"
+    elif kind.startswith("truncated"):
+        full = tmp_path / "full.pt"
+        torch.save({"w": torch.ones(1000)}, full, _use_new_zipfile_serialization=kind == "truncated_zip")
+        path.write_bytes(full.read_bytes()[:2500])
+        error, match = CorruptCheckpointError, "truncated or corrupt"
+    else:
+        torch.save({"weights": torch.ones(3)}, path)
+        error, match = WrongCheckpointKindError, "a PyTorch file but not a cyclegan_ext.train .*expected keys"
+    with pytest.raises(error, match=match) as caught:
+        ckpt.load_training_checkpoint(path)
+    assert str(path) in str(caught.value)
+    assert "in-memory" not in str(caught.value)
+
+
+# --- full disk, killed saves ------------------------------------------------------------------
+
+
+def test_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "latest.pt"
+    ckpt.atomic_save({"step": 1, "w": torch.ones(4)}, path)
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode), room=1000))
+    with pytest.raises(ckpt.CheckpointWriteError) as caught:
+        ckpt.atomic_save({"step": 2, "w": torch.zeros(100_000)}, path)
+    monkeypatch.undo()
+    assert str(caught.value) == (f"no space left on device while writing {path}; "
+                                 f"the previous checkpoint {path} is intact")
+    assert caught.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == ["latest.pt"]                   # partial temporary file removed
+    assert torch.load(path, weights_only=True)["step"] == 1
+
+
+FILL_AND_SAVE = textwrap.dedent("""
+    import os, sys, torch
+    from train import checkpoint as ckpt
+    folder = sys.argv[1]
+    ckpt.atomic_save({"step": 1}, os.path.join(folder, "latest.pt"))
+    with open(os.path.join(folder, "filler"), "wb", buffering=0) as f:   # fill the disk
+        try:
+            while True:
+                f.write(b"x" * 4096)
+        except OSError:
+            pass
+    os.truncate(os.path.join(folder, "filler"), os.path.getsize(os.path.join(folder, "filler")) - 20_000)
+    # about 20 kB free now: enough to start the 4 MB checkpoint, not to finish it
+    try:
+        ckpt.atomic_save({"step": 2, "w": torch.zeros(1_000_000)}, os.path.join(folder, "latest.pt"))
+    except ckpt.CheckpointWriteError as e:
+        print("ERROR", e)
+    print("STEP", torch.load(os.path.join(folder, "latest.pt"), weights_only=True)["step"])
+    print("FILES", sorted(os.listdir(folder)))
+""")
+
+
+def test_full_disk_on_a_real_tiny_filesystem(tmp_path):
+    """A 1 MiB tmpfs in a private mount namespace (needs unshare and user namespaces)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare command")
+    in_namespace = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c"]
+    mount_tmpfs = f"mount -t tmpfs -o size=1m tmpfs {mount}"
+    probe = subprocess.run([*in_namespace, mount_tmpfs], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (no user namespaces?): {probe.stderr.strip()[-200:]}")
+    script = f"{mount_tmpfs} && exec {sys.executable} -c \"$0\" {mount}"
+    proc = subprocess.run([*in_namespace, script, FILL_AND_SAVE], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    latest = os.path.join(str(mount), "latest.pt")
+    assert f"ERROR no space left on device while writing {latest}; the previous checkpoint {latest} is intact" \
+        in proc.stdout, proc.stdout + proc.stderr
+    assert "STEP 1" in proc.stdout
+    assert "FILES ['filler', 'latest.pt']" in proc.stdout
+
+
+SLOW_SAVE = textwrap.dedent("""
+    import os, sys, time, torch
+    from train import checkpoint as ckpt
+    path = os.path.join(sys.argv[1], "latest.pt")
+    ckpt.atomic_save({"step": 1}, path)
+    def write_then_hang(obj, f):
+        f.write(b"PK\\x03\\x04 the first bytes of a big checkpoint")
+        f.flush()
+        print("writing", flush=True)
+        time.sleep(600)
+    torch.save = write_then_hang
+    ckpt.atomic_save({"step": 2}, path)
+""")
+
+
+def test_save_killed_with_sigkill_leaves_a_temporary_that_cleanup_removes(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(tmp_path)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    stale = [f for f in os.listdir(tmp_path) if f != "latest.pt"]
+    assert len(stale) == 1 and stale[0].startswith(".latest.pt.")   # what the kill left behind
+    (tmp_path / "notes.tmp").write_text("a user's file")
+    (tmp_path / ".latest.pt.abcd1234.tmp").write_text("not our pattern")
+    removed = ckpt.cleanup_stale_temporaries(tmp_path)
+    assert removed == [str(tmp_path / stale[0])]
+    assert sorted(os.listdir(tmp_path)) == [".latest.pt.abcd1234.tmp", "latest.pt", "notes.tmp"]
+    assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 1
+
+
+def test_other_write_errors_name_the_file_and_reason(tmp_path, monkeypatch):
+    def refuse(f):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+    with pytest.raises(atomic.AtomicWriteError, match=f"input/output error while writing .*out.bin; "
+                                                      "there was no previous file and nothing was written"):
+        atomic.atomic_write(tmp_path / "out.bin", refuse)
+    assert os.listdir(tmp_path) == []

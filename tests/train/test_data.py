@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -7,6 +9,8 @@ import torch
 from PIL import Image
 
 from train import data, synthetic
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def write(path, mode="RGB", size=(40, 30), value=None):
@@ -152,3 +156,113 @@ def test_synthetic_is_seeded_unpaired_and_test_split_paired():
     raw = synthetic.render_cartoon(scene, 32, supersample=1).reshape(3, -1).T
     allowed = np.concatenate([synthetic.PALETTE, synthetic.BACKGROUNDS, np.full((1, 3), synthetic.OUTLINE)])
     assert all(np.abs(allowed - px).sum(1).min() < 1e-6 for px in raw)
+
+
+# --- folders with symlinks ---------------------------------------------------------------------
+
+def test_symlinked_folders_are_followed_once_and_files_listed_once(tmp_path):
+    root = tmp_path / "trainA"
+    write(str(root / "a.png"))
+    write(str(root / "sub" / "b.png"))
+    write(str(tmp_path / "elsewhere" / "c.png"))
+    os.symlink(root, root / "loop")                       # a link back to a parent
+    os.symlink(root / "sub", root / "sub_again")          # a second path to one folder
+    os.symlink(root / "a.png", root / "a_link.png")       # a second path to one file
+    os.symlink(tmp_path / "elsewhere", root / "more")     # a linked folder outside: followed
+    paths = data.make_dataset(str(root))
+    assert [os.path.relpath(p, root) for p in paths] == ["a.png", os.path.join("more", "c.png"),
+                                                         os.path.join("sub", "b.png")]
+
+
+# --- every Pillow mode keeps its content ---------------------------------------------------------
+
+GRADIENT = np.arange(0, 1000, 10, dtype=np.float64).reshape(10, 10)
+
+
+@pytest.mark.parametrize("mode, values, expected_grey", [
+    # 16/32-bit and float images beyond 0..255 are scaled so 0 is black and the maximum white
+    ("I;16", GRADIENT, GRADIENT / GRADIENT.max() * 255),
+    ("I", GRADIENT * 1000, GRADIENT / GRADIENT.max() * 255),
+    ("F", GRADIENT / 7, GRADIENT / GRADIENT.max() * 255),
+    # negative values: the minimum is black
+    ("F", GRADIENT - 500, (GRADIENT - GRADIENT.min()) / (GRADIENT.max() - GRADIENT.min()) * 255),
+    # a float image in 0..1, an integer image within 0..255: values keep their meaning
+    ("F", GRADIENT / 1000, GRADIENT / 1000 * 255),
+    ("I", GRADIENT / 10 * 2, GRADIENT / 10 * 2),
+])
+def test_high_range_modes_are_scaled_not_black(mode, values, expected_grey):
+    dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+    img = Image.fromarray(values.astype(dtype))
+    assert img.mode == mode
+    rgb = np.asarray(data.to_rgb(img)).astype(int)
+    assert rgb.shape == (10, 10, 3)
+    # one 8-bit level: the rounding of the scaled value
+    assert np.abs(rgb - np.round(expected_grey)[..., None]).max() <= 1
+
+
+def test_16_bit_png_file_keeps_its_gradient(tmp_path):
+    path = str(tmp_path / "depth.png")
+    Image.fromarray(GRADIENT.astype(np.uint16) * 4).save(path)     # a 12-bit sensor's range
+    grey = np.asarray(data.load_rgb(path))[..., 0].astype(int)
+    assert np.abs(grey - np.round(GRADIENT / GRADIENT.max() * 255)).max() <= 1
+
+
+@pytest.mark.parametrize("mode, pixel, expected", [
+    ("1", 1, (255, 255, 255)),
+    ("L", 77, (77, 77, 77)),
+    ("LA", (77, 0), (255, 255, 255)),            # transparent: the white background
+    ("LA", (77, 255), (77, 77, 77)),
+    ("La", (77, 255), (77, 77, 77)),
+    ("RGBA", (10, 20, 30, 255), (10, 20, 30)),
+    ("RGBa", (10, 20, 30, 255), (10, 20, 30)),
+    ("CMYK", (0, 0, 0, 0), (255, 255, 255)),
+    ("CMYK", (0, 0, 0, 255), (0, 0, 0)),
+    ("YCbCr", (255, 128, 128), (255, 255, 255)),
+])
+def test_every_mode_converts_to_the_colour_it_shows(mode, pixel, expected):
+    rgb = np.asarray(data.to_rgb(Image.new(mode, (4, 4), pixel)))
+    assert np.abs(rgb.astype(int) - np.array(expected)).max() <= 1, rgb[0, 0]
+
+
+def test_palette_with_transparency_composited_on_white(tmp_path):
+    img = Image.new("P", (4, 4), 1)
+    img.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    img.info["transparency"] = 1
+    assert np.asarray(data.to_rgb(img)).min() == 255
+    del img.info["transparency"]
+    assert tuple(np.asarray(data.to_rgb(img))[0, 0]) == (200, 10, 10)
+
+
+# --- a bad file is reported once, whatever the number of workers -----------------------------
+
+WORKERS_MEET_A_BAD_FILE = """
+import sys, torch
+from train import data
+ds = data.UnalignedDataset(sys.argv[1], load_size=36, crop_size=32)
+items = [(1, i % 2, i) for i in range(8)]                     # every item meets the bad file
+for epoch in range(2):                                         # fresh workers each epoch
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=[items[i:i + 2] for i in range(0, 8, 2)],
+                                         num_workers=2)
+    for batch in loader:
+        assert all(p.endswith("a2.png") for p in batch["A_paths"])
+print("done")
+"""
+
+
+def test_bad_file_warned_once_across_workers_and_epochs(tmp_path):
+    root = make_root(tmp_path, n_a=4, n_b=2)
+    (tmp_path / "trainA" / "a1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    # a fresh interpreter, as a user runs it (pytest would capture the workers' warnings)
+    proc = subprocess.run([sys.executable, "-c", WORKERS_MEET_A_BAD_FILE, root], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip() == "done", proc.stderr
+    assert proc.stderr.count("skipping unreadable image") == 1 and proc.stderr.count("a1.png") == 1, proc.stderr
+
+
+def test_folder_without_a_readable_image_fails_when_the_dataset_is_built(tmp_path):
+    root = make_root(tmp_path, n_a=2, n_b=1)
+    for f in (tmp_path / "trainA").glob("*.png"):
+        f.write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        with pytest.raises(data.DataError, match=r"no readable image among the 2 in .*trainA"):
+            data.UnalignedDataset(root, load_size=36, crop_size=32)   # in the main process, not a worker

@@ -5,11 +5,12 @@ from conftest import run_train, train_records
 from train.options import DEMO_DEFAULTS, parse
 
 
-def test_demo_preset_applies_only_unset_options():
+def test_demo_preset_applies_only_unset_options(tmp_path):
+    from test_data import make_root
     opt = parse(["--demo", "--ngf", "24"])
     assert opt.ngf == 24 and opt.crop_size == DEMO_DEFAULTS["crop_size"] and opt.dataset == "synthetic"
     assert opt.name.startswith("demo_") and opt.netG == "adalin"
-    assert parse([]).dataset == "synthetic" and parse(["--dataroot", "x"]).dataset == "folder"
+    assert parse([]).dataset == "synthetic" and parse(["--dataroot", make_root(tmp_path)]).dataset == "folder"
 
 
 def test_demo_smoke(tmp_path, capsys):

@@ -49,12 +49,12 @@ def test_checkpoint_is_weights_only_and_loads_with_models(tiny_run):
 
 
 def test_weight_init_is_official_normal():
-    from types import SimpleNamespace
-    from train.loop import build_networks
+    from train.options import parse
+    from train.precision import Precision
+    from train.recipes.cycle_gan import CycleGAN
     torch.manual_seed(0)
-    opt = SimpleNamespace(netG="resnet_6blocks", input_nc=3, output_nc=3, ngf=16, ndf=16, n_layers_D=3,
-                          n_blocks=None, crop_size=32, norm_impl="fused", init_gain=0.02)
-    nets = build_networks(opt)
+    opt = parse(["--netG", "resnet_6blocks", "--ngf", "16", "--ndf", "16", "--crop_size", "32"])
+    nets = CycleGAN(opt, torch.device("cpu"), Precision("none", torch.device("cpu"))).networks()
     ws = torch.cat([m.weight.flatten() for n in nets.values() for m in n.modules()
                     if isinstance(m, torch.nn.Conv2d)])
     assert abs(ws.mean().item()) < 2e-3 and abs(ws.std().item() - 0.02) < 1e-3

@@ -1,0 +1,42 @@
+"""python -m train.bench runs (a smoke test: tiny sizes, one repetition, no timing claims)."""
+import json
+
+import pytest
+
+from train import bench
+
+
+def test_quick_bench_runs_every_requested_build_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "e2e.json"
+    bench.main(["--quick", "--builds", "fused,eager,free", "--warmup", "0", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["ngf"] == 8 and report["builds"] == ["fused", "eager", "free"]
+    rows = report["results"]
+    assert [(r["arch"], r["size"], r["mode"]) for r in rows] == [("resnet_6blocks", 32, "train"),
+                                                                 ("resnet_6blocks", 32, "infer")]
+    for r in rows:
+        t = {b: r[f"{b}_s"] for b in ("fused", "eager", "free")}
+        assert all(v > 0 for v in t.values())
+        for b in ("fused", "eager"):
+            assert r["norm_share"][b] == pytest.approx((t[b] - t["free"]) / t[b])
+    assert rows[0]["saved_fused"] > 0 and rows[0]["saved_eager"] > 0
+    assert "resnet_6blocks" in capsys.readouterr().out
+
+
+def test_official_preset_and_explicit_options():
+    args = bench.parse_args(["--config", "official"])
+    assert (args.archs, args.ngf, args.ndf, args.batch_size, args.sizes) == (["resnet_9blocks"], 64, 64, 1, [128, 256])
+    args = bench.parse_args(["--config", "official", "--sizes", "64"])
+    assert args.sizes == [64] and args.archs == ["resnet_9blocks"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--builds", "fused,nope"], "unknown build 'nope'"),
+    (["--archs", "unet"], "unknown arch 'unet'"),
+    (["--sizes", "30"], "multiples of 4"),
+    (["--modes", "fly"], "unknown mode 'fly'"),
+])
+def test_bad_arguments_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.parse_args(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -1,0 +1,151 @@
+"""The run folder under concurrent starts, kills before the first save, unusable paths and
+failed checkpoint writes. Lock and kill tests use real processes."""
+import errno
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import LOSSES, TINY, read_jsonl, run_train, train_records
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Logs every step, never checkpoints on its own (and runs until killed, without --max_steps):
+# a kill always lands before the first save.
+NO_SAVE = [*TINY, "--print_freq", "1", "--display_freq", "1000", "--eval_freq", "1000",
+           "--save_latest_freq", "100000", "--n_epochs", "100000"]
+
+
+def _cmd(args):
+    return [sys.executable, "-m", "train", *map(str, args)]
+
+
+def _spawn(args):
+    return subprocess.Popen(_cmd(args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _run(args, timeout=300):
+    return subprocess.run(_cmd(args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def _wait_for_step(run_dir, step, proc, timeout=180):
+    path = os.path.join(run_dir, "metrics.jsonl")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path) and any(r["step"] >= step for r in read_jsonl(path)):
+            return
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"training did not reach step {step}")
+
+
+def _kill(proc):
+    proc.kill()
+    proc.communicate()
+
+
+def _losses(run_dir):
+    return [(r["step"], *[r[k] for k in LOSSES]) for r in train_records(run_dir)]
+
+
+@pytest.mark.slow
+def test_second_run_is_refused_while_the_first_runs_and_a_dead_runs_lock_is_taken_over(tmp_path):
+    args = ["--name", "r", "--checkpoints_dir", tmp_path, *NO_SAVE]
+    first = _spawn([*args, "--num_threads", "1"])  # with a DataLoader worker
+    try:
+        _wait_for_step(tmp_path / "r", 1, first)
+        second = _run([*args, "--max_steps", "2"])
+        assert second.returncode == 2, second.stdout + second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in second.stderr
+        assert f"run folder {tmp_path / 'r'} is in use by process {first.pid} (started " in lines[0]
+    finally:
+        _kill(first)
+    assert os.path.exists(tmp_path / "r" / ".lock")  # SIGKILL left it; the kernel released the flock
+    assert not os.path.exists(tmp_path / "r" / "latest.pt")
+
+    # --resume of a run killed before its first save: restarts it from step 0, same options.
+    third = _run(["--name", "r", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "3"])
+    assert third.returncode == 0, third.stdout + third.stderr
+    out = third.stdout + third.stderr
+    assert f"taking over the lock of process {first.pid}" in out
+    assert "stopped before its first checkpoint" in out and "starts it again from step 0" in out
+    assert not os.path.exists(tmp_path / "r" / ".lock")
+    # The restart is a fresh run: the same losses as a run that never had a predecessor.
+    assert run_train("--name", "fresh", "--checkpoints_dir", tmp_path, *NO_SAVE, "--max_steps", "3") == 0
+    assert [r["step"] for r in train_records(tmp_path / "r")] == [1, 2, 3]
+    assert _losses(tmp_path / "r") == _losses(tmp_path / "fresh")
+
+
+@pytest.mark.slow
+def test_simultaneous_starts_into_one_folder_never_both_run(tmp_path):
+    args = ["--name", "same", "--checkpoints_dir", tmp_path, *NO_SAVE, "--max_steps", "20"]
+    procs = [_spawn(args), _spawn(args)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], outs
+    loser = outs[codes.index(2)]
+    # Refused by the lock, or (when the winner had already finished) by its checkpoint.
+    assert "is in use by process" in loser or "already holds a run" in loser, loser
+    assert [r["step"] for r in train_records(tmp_path / "same")] == list(range(1, 21))
+
+
+@pytest.mark.slow
+def test_plain_rerun_after_a_kill_before_the_first_save_starts_afresh(tmp_path):
+    args = ["--name", "k", "--checkpoints_dir", tmp_path, *NO_SAVE]
+    first = _spawn(args)
+    try:
+        _wait_for_step(tmp_path / "k", 3, first)
+    finally:
+        _kill(first)
+    again = _run([*args, "--max_steps", "2"])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "stopped before its first checkpoint" in again.stdout + again.stderr
+    assert [r["step"] for r in train_records(tmp_path / "k")] == [1, 2]  # the dead run's log is gone
+    samples = sorted(os.listdir(tmp_path / "k" / "samples"))
+    assert samples == ["step_0000002.png"]
+
+
+def test_resume_with_nothing_there_still_refuses_and_leaves_no_folder(tmp_path, capsys):
+    assert run_train("--name", "none", "--checkpoints_dir", tmp_path, *TINY, "--resume") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "none")
+
+
+def test_unusable_run_folder_is_a_one_line_error_before_data(tmp_path, capsys, monkeypatch):
+    import train.run
+
+    def no_data(_opt):
+        raise AssertionError("data was built before the run folder was checked")
+
+    monkeypatch.setattr(train.run, "make_dataset", no_data)
+    (tmp_path / "taken").write_text("a file where the run folder should be")
+    assert run_train("--name", "taken", "--checkpoints_dir", tmp_path, *TINY, "--max_steps", "1") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot use the run folder {tmp_path / 'taken'}")
+
+
+def test_failed_checkpoint_write_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
+    real_save = torch.save
+    calls = []
+
+    def disk_full_on_second_save(obj, f, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_second_save)
+    code = run_train("--name", "full", "--checkpoints_dir", tmp_path, *TINY, "--max_steps", "3",
+                     "--save_latest_freq", "1", "--display_freq", "1000", "--eval_freq", "1000")
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left on device" in err[0] and "is intact" in err[0], err
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(tmp_path / "full" / "latest.pt", weights_only=True)["step"] == 1
+    assert not [n for n in os.listdir(tmp_path / "full") if n.endswith(".tmp")]
+    assert not os.path.exists(tmp_path / "full" / ".lock")

@@ -1,0 +1,157 @@
+"""What a training recipe is: the part of a run that knows the model.
+
+The run (train/run.py) owns everything every recipe shares: the run folder and its lock,
+resume, checkpoint files, DDP, precision, data, signals, progress, metrics.jsonl, sample
+and report files. A recipe owns its networks, optimisers, schedulers, losses, per-step
+hooks, per-process state (e.g. image pools), sample rows and checkpoint extras.
+
+To add a recipe: subclass Recipe in train/recipes/<name>.py and add one line to RECIPES in
+train/recipes/__init__.py; `python -m train --model <name>` then trains it.
+
+Lifecycle, as the run calls it:
+
+    recipe = Recipe(opt, device, precision, rank)   # networks built and initialised
+    recipe.load_checkpoint_state(state)             # on --resume (state: this recipe's keys)
+    recipe.load_rank_state(rank_state, device)      # on --resume with the same process count
+    recipe.wrap_networks(fn)                        # torch.compile, then DDP (fn per network)
+    for each batch:  losses = recipe.train_step(real_A, real_B)
+    at each epoch end:  recipe.end_epoch()
+    on save:  recipe.checkpoint_state(), recipe.rank_state()
+    for samples and evaluation:  recipe.sample_rows(a, b), recipe.generators
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.registry import generator_payload, unwrap
+
+
+class Recipe:
+    """Base class of a recipe. Subclasses set the class attributes and, in __init__, fill
+    the four dicts below, then implement train_step and sample_rows.
+
+    Class attributes:
+        name            the --model value.
+        loss_names      keys of the dict train_step returns, in the order they are logged
+                        to metrics.jsonl. Names starting with "D_" or "G_" are plotted as
+                        adversarial losses, the others as reconstruction losses.
+        option_defaults option values this recipe prefers over the parser's defaults
+                        (e.g. {"lr": 1e-4, "crop_size": 256}); applied to every option the
+                        user did not give explicitly, before --demo's preset.
+        sample_caption  what the rows of sample_rows show, for index.html.
+
+    Instance attributes (set by __init__; the run reads and saves them):
+        generators      {"AtoB": net, "BtoA": net}: saved as generator payloads (so that
+                        models.load_generator reads the checkpoint), used for evaluation.
+        discriminators  {name: net}, any number; saved as state_dicts.
+        optimizers      {name: torch.optim.Optimizer}; saved.
+        schedulers      {name: lr scheduler}; saved, stepped once per epoch by end_epoch.
+    The same name in a dict is the same key in the checkpoint, so keep names stable.
+    """
+
+    name = ""
+    loss_names: tuple = ()
+    option_defaults: dict = {}
+    sample_caption = ""
+
+    def __init__(self, opt, device: torch.device, precision, rank: int = 0):
+        """Build and initialise the networks, optimisers and schedulers on `device`.
+
+        The run has seeded torch's RNG with opt.seed, identically on every process, so
+        the initial weights agree across DDP processes. `precision` (train.precision.Precision)
+        provides autocast() and the gradient scaler; `rank` is this process's DDP rank (seed
+        per-process state such as image pools with it).
+        """
+        self.opt, self.device, self.precision, self.rank = opt, device, precision, rank
+        self.generators: dict[str, nn.Module] = {}
+        self.discriminators: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict = {}
+
+    @classmethod
+    def add_options(cls, parser) -> None:
+        """Add this recipe's own command-line options to `parser` (an argument group)."""
+
+    # --- one training iteration -----------------------------------------------------------
+
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict:
+        """One optimisation step on a batch of each domain. Returns {loss name: detached
+        0-d tensor} with the keys of `loss_names`.
+
+        Must not synchronise the host with the device (no .item(), bool(tensor), .cpu(),
+        .tolist(), data-dependent indexing): the run reads the losses only when it logs them.
+        Per-step hooks (clipping, weight averaging, ...) belong here, after their step.
+        """
+        raise NotImplementedError
+
+    def end_epoch(self) -> None:
+        """Called by the run after each epoch (also when a resume skips to the next epoch)."""
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def learning_rate(self) -> float:
+        """The learning rate logged with the losses (the first optimiser's first group)."""
+        optimizer = next(iter(self.optimizers.values()))
+        return optimizer.param_groups[0]["lr"]
+
+    # --- samples ----------------------------------------------------------------------------
+
+    def sample_rows(self, real_A: torch.Tensor, real_B: torch.Tensor) -> list:
+        """Rows of the sample grid for fixed CPU images real_A, real_B (N, C, H, W in [-1, 1]):
+        a list of CPU tensors of the same shape (heatmaps included, expanded to 3 channels).
+        Use train.samples.translate_batches to run a generator in eval mode without gradients."""
+        raise NotImplementedError
+
+    # --- networks -----------------------------------------------------------------------------
+
+    def networks(self) -> dict:
+        """Every network, by a name unique across generators and discriminators."""
+        return {**{f"G_{k}": v for k, v in self.generators.items()},
+                **{f"D_{k}": v for k, v in self.discriminators.items()}}
+
+    def wrap_networks(self, fn) -> None:
+        """Replace each network by fn(network): the run compiles (--compile) and then wraps
+        for DDP with it. To call a network whose parameters take no gradient in this pass
+        (D in the generator step) without DDP, use models.registry.unwrap(net,
+        parallel_only=True): DDP would wait for gradients that never come."""
+        self.generators = {k: fn(v) for k, v in self.generators.items()}
+        self.discriminators = {k: fn(v) for k, v in self.discriminators.items()}
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict:
+        """This recipe's part of latest.pt (weights_only-safe: tensors and plain containers)."""
+        return {
+            "generators": {k: generator_payload(unwrap(net), self.opt.netG) for k, net in self.generators.items()},
+            "discriminators": {k: unwrap(net).state_dict() for k, net in self.discriminators.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            **self.checkpoint_extras(),
+        }
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        for k, net in self.generators.items():
+            unwrap(net).load_state_dict(state["generators"][k]["state_dict"])
+        for k, net in self.discriminators.items():
+            unwrap(net).load_state_dict(state["discriminators"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.load_checkpoint_extras(state)
+
+    def checkpoint_extras(self) -> dict:
+        """Extra top-level entries for latest.pt (not per process); none by default."""
+        return {}
+
+    def load_checkpoint_extras(self, state: dict) -> None:
+        """Read back what checkpoint_extras saved."""
+
+    def rank_state(self) -> dict:
+        """This process's own state (e.g. image pools), saved for each DDP process. The key
+        "rng" is the run's (it adds the RNG states)."""
+        return {}
+
+    def load_rank_state(self, state: dict, device: torch.device) -> None:
+        """Restore rank_state(); called only when the process count did not change."""
