@@ -192,6 +192,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's default)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--calls", type=int, default=200, help="--overhead: back-to-back calls per timed round")
     parser.add_argument("--overhead", action="store_true",
                         help="per-call cost at a tiny shape, ours vs torch's layers, no_grad and forward+backward "
                              "(1 CPU thread unless --threads)")
@@ -241,11 +242,13 @@ def main_overhead(args, argv, device):
     print(f"# {started:%Y-%m-%d %H:%M} UTC, {machine_description(device)}, torch {torch.__version__}")
     print(f"# python -m cyclegan_ext.bench {' '.join(sys.argv[1:] if argv is None else argv)}")
     shape = parse_shapes(args.shapes)[0] if args.shapes else OVERHEAD_SHAPE
-    rows = run_overhead(device, shape, rounds=args.reps or 15)
-    if args.json:
-        _write_json_atomically(args.json, {"date": started.isoformat(), "machine": machine_description(device),
-                                           "torch": torch.__version__, "overhead": rows})
-    return rows
+
+    def save(rows):  # after every row, so a run cut short keeps what it measured
+        if args.json:
+            _write_json_atomically(args.json, {"date": started.isoformat(), "machine": machine_description(device),
+                                               "torch": torch.__version__, "overhead": rows})
+
+    return run_overhead(device, shape, rounds=args.reps or 15, calls=args.calls, on_row=save)
 
 
 def print_worst_cases(results):

@@ -97,7 +97,8 @@ def measure_case(case: OverheadCase, mode: str, device, shape, rounds: int, call
     return statistics.median(ours_us), statistics.median(twin_us)
 
 
-def run_overhead(device, shape=OVERHEAD_SHAPE, rounds: int = 15, calls: int = 200, printer=print):
+def run_overhead(device, shape=OVERHEAD_SHAPE, rounds: int = 15, calls: int = 200, printer=print, on_row=None):
+    """Prints the table; on_row(rows so far) is called after every row (e.g. to save them)."""
     printer(f"# per-call cost, microseconds, shape {tuple(shape)}, {rounds} rounds x {calls} calls, "
             f"torch threads {torch.get_num_threads()}")
     printer(f"{'layer':22s} {'mode':8s} {'ours':>8s} {'torch':>8s} {'ratio':>6s} {'goal':>6s}  torch layer")
@@ -111,4 +112,6 @@ def run_overhead(device, shape=OVERHEAD_SHAPE, rounds: int = 15, calls: int = 20
                     f"{case.goal:5.1f}x  {case.twin_name} {verdict}")
             rows.append({"layer": case.name, "mode": mode, "ours_us": ours_us, "torch_us": twin_us,
                          "ratio": ratio, "goal": case.goal, "torch_layer": case.twin_name})
+            if on_row is not None:
+                on_row(rows)
     return rows
