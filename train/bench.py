@@ -245,13 +245,18 @@ def _check(parser, args):
 
 def format_row(row, builds):
     times = " ".join(f"{row.get(f'{b}_s', float('nan')):{len(b) + 2}.4f}" for b in builds)
-    shares = " ".join(f"{row['norm_share'].get(b, float('nan')):{len(b) + 5}.0%}" for b in builds if b != "free")
-    text = f"{row['arch']:15s} {row['size']:4d} {row['mode']:5s} {times}   {shares} {row['removed']:8.0%}"
+    shares = " ".join(_percent(row["norm_share"].get(b, float("nan")), len(b) + 5) for b in builds if b != "free")
+    text = f"{row['arch']:15s} {row['size']:4d} {row['mode']:5s} {times}   {shares} {_percent(row['removed'], 8)}"
     if "saved_ratio" in row:
         text += (f" {row['saved_fused'] / 2**20:14.0f} {row['saved_eager'] / 2**20:7.0f} {row['saved_ratio']:6.2f}")
         if row["gpu_peak_fused"] is not None:
             text += f" {row['gpu_peak_fused'] / 2**20:17.0f} {row['gpu_peak_eager'] / 2**20:7.0f}"
     return text
+
+
+def _percent(x, width):
+    """x as a percentage, or "-" where it is not defined (a build it needs was not run)."""
+    return f"{'-':>{width}s}" if x != x else f"{x:{width}.0%}"
 
 
 def main(argv=None):
