@@ -187,6 +187,8 @@ def test_bad_options_are_refused_in_one_line(tmp_path, capsys):
     assert "--netG must be ugatit or ugatit_light" in capsys.readouterr().err
     assert run_train("--name", "z", "--checkpoints_dir", tmp_path, *TINY, "--cam_weight", "-1") == 2
     assert "--cam_weight must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+    assert run_train("--name", "c", "--checkpoints_dir", tmp_path, *TINY, "--compile") == 2
+    assert "--compile does not work with --model ugatit" in capsys.readouterr().err
 
 
 def torchrun(*args, timeout=300):

@@ -190,6 +190,12 @@ def generator_arch(opt):
 
 
 def check_options(opt):
+    if getattr(opt, "compile", False):
+        # Each discriminator runs twice before a backward; compiled, the second call's in-place
+        # power-iteration update of weight_u invalidates a tensor the first call saved.
+        raise RunError("--compile does not work with --model ugatit: torch.compile mishandles the spectral-norm "
+                       "power iteration (torch.nn.utils.spectral_norm) of U-GAT-IT's discriminators; "
+                       "train without --compile")
     for option in ("adv_weight", "cycle_weight", "identity_weight", "cam_weight", "weight_decay"):
         value = getattr(opt, option)
         if not math.isfinite(value) or value < 0:
