@@ -22,6 +22,7 @@ from .precision import Precision
 from .recipes import get_recipe
 from .run_folder import RunError, RunFolder, merge_resumed_options, options_dict
 from .run_lock import RunFolderInUse, RunLock
+from .fid_tracking import FIDTracker
 from .samples import evaluate_paired, fixed_images
 
 __all__ = ["train", "RunError"]
@@ -74,6 +75,7 @@ class Run:
         self.lock = RunLock(self.folder.path)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.last_eval = None
+        self.fid = None  # FIDTracker on rank 0 of a folder run with testA / testB and the weights
 
     def execute(self):
         try:
@@ -177,12 +179,15 @@ class Run:
         self.evaluates = opt.dataset == "synthetic"  # the synthetic data has a paired test split
         n_fixed = max(opt.eval_size, 8) if self.evaluates else 8
         self.fixed_A, self.fixed_B = fixed_images(opt, n_fixed) if dist.is_main else (None, None)
+        self.fid = FIDTracker.for_run(opt, self.device, self.log) if dist.is_main else None
 
     def restore(self, state):
         dist, recipe = self.dist, self.recipe
         recipe.load_checkpoint_state(state)
         recipe.precision.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        if self.fid is not None and state.get("best_fid") is not None:
+            self.fid.best = state["best_fid"]
         ranks = state["rank_states"]
         if len(ranks) == dist.world_size:
             mine = ranks[dist.rank]
@@ -299,6 +304,8 @@ class Run:
                 self.save_samples()
             if self.evaluates and self.step % opt.eval_freq == 0:
                 self.evaluate()
+            if self.fid is not None and self.step % opt.eval_freq == 0:
+                self.evaluate_fid()
         if self.step % opt.save_latest_freq == 0:
             self.save()
             if self.dist.is_main:
@@ -316,18 +323,22 @@ class Run:
 
     def save(self):
         """Gather every rank's own state and RNG states; rank 0 writes latest.pt atomically."""
-        mine = {**self.recipe.rank_state(), "rng": ckpt.rng_state()}
-        ranks = self.dist.gather_to_main(mine)
-        if not self.dist.is_main:
-            return
-        payload = {
+        ranks = self.dist.gather_to_main(self.own_rank_state())
+        if self.dist.is_main:
+            ckpt.atomic_save(self.checkpoint_payload(ranks), self.folder.checkpoint)
+
+    def own_rank_state(self):
+        return {**self.recipe.rank_state(), "rng": ckpt.rng_state()}
+
+    def checkpoint_payload(self, ranks):
+        return {
             "format": ckpt.FORMAT, "version": ckpt.VERSION,
             **self.recipe.checkpoint_state(),
             "scaler": self.recipe.precision.scaler.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "world_size": self.dist.world_size, "rank_states": ranks, "opt": options_dict(self.opt),
+            "best_fid": None if self.fid is None else self.fid.best,
         }
-        ckpt.atomic_save(payload, self.folder.checkpoint)
 
     def save_samples(self):
         rows = self.recipe.sample_rows(self.fixed_A[:8], self.fixed_B[:8])
@@ -338,6 +349,17 @@ class Run:
         self.last_eval = evaluate_paired(unwrap(generators["AtoB"]), unwrap(generators["BtoA"]), self.fixed_A,
                                          self.fixed_B, self.device, self.opt.channels_last)
         self.metrics.append({"type": "eval", "step": self.step, "epoch": self.epoch + 1, **self.last_eval})
+
+    def evaluate_fid(self):
+        """FID / KID of both directions on testA / testB; best.pt follows the lowest mean FID.
+        best.pt holds this process's state only: it is for translating and evaluating (a
+        multi-process run resumes from latest.pt)."""
+        generators = self.recipe.generators
+        result = self.fid.measure(unwrap(generators["AtoB"]), unwrap(generators["BtoA"]))
+        self.metrics.append({"type": "fid", "step": self.step, "epoch": self.epoch + 1, **result})
+        if self.fid.is_best(result["fid"]):
+            ckpt.atomic_save(self.checkpoint_payload([self.own_rank_state()]), self.folder.best_checkpoint)
+            self.log(f"step {self.step}: FID {result['fid']:.2f}, the lowest so far: saved {self.folder.best_checkpoint}")
 
     def refresh_report(self):
         report.plot_curves(self.folder.metrics, self.folder.path, self.recipe.loss_names)

@@ -8,7 +8,7 @@ from . import report
 # Options a resumed run may change; every other option is taken from the saved run.
 RESUME_OVERRIDABLE = {"resume", "max_steps", "num_threads", "torch_threads", "device", "no_progress", "print_freq",
                       "display_freq", "save_latest_freq", "eval_freq", "checkpoints_dir", "name", "demo",
-                      "compile", "compile_mode"}
+                      "compile", "compile_mode", "inception_weights"}
 
 
 class RunError(RuntimeError):
@@ -23,6 +23,7 @@ class RunFolder:
     def __init__(self, checkpoints_dir, name):
         self.path = os.path.join(checkpoints_dir, name)
         self.checkpoint = os.path.join(self.path, "latest.pt")
+        self.best_checkpoint = os.path.join(self.path, "best.pt")  # lowest FID (folder data with testA/testB)
         self.options = os.path.join(self.path, "opt.json")
         self.metrics = os.path.join(self.path, "metrics.jsonl")
         self.samples = os.path.join(self.path, "samples")

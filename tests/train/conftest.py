@@ -1,7 +1,11 @@
 import json
 import os
+import subprocess
+import sys
 
 import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Small enough for a whole training step in well under a second on 2 CPU cores.
 TINY = ["--crop_size", "32", "--load_size", "32", "--ngf", "8", "--ndf", "8", "--n_layers_D", "2",
@@ -20,6 +24,16 @@ def run_train(*args):
         return exit_.code
     finally:
         torch.set_num_threads(threads)
+
+
+def torchrun(*args, timeout=300):
+    """python -m train in 2 real processes under torchrun (gloo on the CPU)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "train", *map(str, args)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
 
 
 def read_jsonl(path):

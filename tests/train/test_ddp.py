@@ -2,26 +2,14 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import TINY, run_train, train_records
+from conftest import TINY, run_train, torchrun, train_records
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARGS = [*TINY, "--pool_size", "0", "--print_freq", "1", "--display_freq", "100", "--eval_freq", "100",
         "--save_latest_freq", "100"]
-
-
-def torchrun(*args, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "train", *map(str, args)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 def adam_step_bound(t, beta1, beta2):

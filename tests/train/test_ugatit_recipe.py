@@ -2,9 +2,6 @@
 transcription of UGATIT.train), run outputs, exact resume, export / --init_from and DDP."""
 import copy
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,13 +9,12 @@ from PIL import Image
 from torch import nn
 
 import models
-from conftest import read_jsonl, run_train, train_records
+from conftest import read_jsonl, run_train, torchrun, train_records
 from train import options
 from train.precision import Precision
 from train.recipes.ugatit import UGATIT, heatmap_image
 from ugatit_official import OfficialIteration, OfficialUGATITDiscriminator
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # 32 px: the global discriminator gets n_layers 4 (needs >= 12 px), the local one 3 (>= 6 px).
 BASE = ["--model", "ugatit", "--crop_size", "32", "--load_size", "32", "--ngf", "8", "--ndf", "8",
         "--n_blocks", "1", "--n_layers_global", "4", "--n_layers_local", "3", "--synthetic_size", "8",
@@ -189,14 +185,6 @@ def test_bad_options_are_refused_in_one_line(tmp_path, capsys):
     assert "--cam_weight must be a finite number >= 0, got -1.0" in capsys.readouterr().err
     assert run_train("--name", "c", "--checkpoints_dir", tmp_path, *TINY, "--compile") == 2
     assert "--compile does not work with --model ugatit" in capsys.readouterr().err
-
-
-def torchrun(*args, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "train", *map(str, args)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 def first_moments(path):
