@@ -50,6 +50,10 @@ bool is_per_sample(const at::Tensor& p);  // (N, C) rather than per channel
 at::Tensor kernel_layout(const at::Tensor& x);
 bool is_channels_last_layout(const at::Tensor& x);  // for a tensor returned by kernel_layout
 
+// The dtype of the statistics, the parameter gradients and the kernels' arithmetic: float64
+// for float64 x, float32 otherwise (half-precision x computes in float32).
+at::ScalarType accumulation_dtype(const at::Tensor& x);
+
 // Results for an input with no elements (as nn.InstanceNorm2d: an empty output; statistics
 // of empty planes are NaN, parameter gradients zero).
 ForwardResult empty_forward_result(const at::Tensor& x);

@@ -80,15 +80,13 @@ bool is_channels_last_layout(const at::Tensor& x) {
   return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-namespace {
-at::ScalarType statistics_dtype(const at::Tensor& x) {
+at::ScalarType accumulation_dtype(const at::Tensor& x) {
   return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
-}  // namespace
 
 ForwardResult empty_forward_result(const at::Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1);
-  const auto stats = x.options().dtype(statistics_dtype(x));
+  const auto stats = x.options().dtype(accumulation_dtype(x));
   const double nan = std::numeric_limits<double>::quiet_NaN();
   return {at::empty_like(x), at::full({N, C}, nan, stats), at::full({N, C}, nan, stats), at::full({N}, nan, stats),
           at::full({N}, nan, stats)};
@@ -96,7 +94,7 @@ ForwardResult empty_forward_result(const at::Tensor& x) {
 
 BackwardResult empty_backward_result(const at::Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1);
-  const auto grads = x.options().dtype(statistics_dtype(x));
+  const auto grads = x.options().dtype(accumulation_dtype(x));
   return {at::empty_like(x), at::zeros({N, C}, grads), at::zeros({N, C}, grads), at::zeros({N, C}, grads)};
 }
 

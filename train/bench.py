@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ import torch
 import models
 
 from . import compiled
+from .atomic import atomic_write
 from .options import build_parser as training_parser
 from .precision import Precision
 from .recipes.cycle_gan import CycleGAN
@@ -286,12 +286,10 @@ def main(argv=None):
                 print(format_row(row, args.builds), flush=True)
             del setups
     if args.json:
-        tmp = f"{args.json}.tmp"
-        with open(tmp, "w") as f:
-            json.dump({"date": started.isoformat(), "device": str(device), "torch": torch.__version__,
-                       "threads": torch.get_num_threads(), "batch_size": args.batch_size, "ngf": args.ngf,
-                       "ndf": args.ndf, "builds": args.builds, "results": results}, f, indent=1)
-        os.replace(tmp, args.json)
+        report = {"date": started.isoformat(), "device": str(device), "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "batch_size": args.batch_size, "ngf": args.ngf,
+                  "ndf": args.ndf, "builds": args.builds, "results": results}
+        atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=1).encode()), what="results file")
     return results
 
 

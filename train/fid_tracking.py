@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from . import evaluate as fid_metrics
 from .data import DataError, make_dataset
 from .inception_features import InceptionWeightsError
@@ -48,9 +46,8 @@ class FIDTracker:
     def measure(self, generator_AtoB, generator_BtoA) -> dict:
         """FID and KID x100 of both directions, and their mean FID (the score best.pt follows)."""
         nets = {"AtoB": generator_AtoB, "BtoA": generator_BtoA}
-        with torch.no_grad():
-            rows = fid_metrics.evaluate(nets, self.test_paths, self.size, self.extract, batch_size=self.batch_size,
-                                        device=self.device, log=lambda _message: None)
+        rows = fid_metrics.evaluate(nets, self.test_paths, self.size, self.extract, batch_size=self.batch_size,
+                                    device=self.device, log=lambda _message: None)
         translations = [r for r in rows if not r.compared.startswith("identity")]
         result = {f"fid_{r.direction}": r.fid for r in translations}
         result.update({f"kid_x100_{r.direction}": r.kid_x100_mean for r in translations})

@@ -7,6 +7,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .atomic import atomic_write
+
+
 class MetricsLog:
     """Appends one JSON object per line to run_dir/metrics.jsonl (flushed each time)."""
 
@@ -23,11 +26,8 @@ class MetricsLog:
         if not os.path.exists(self.path):
             return
         keep = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            for r in keep:
-                f.write(json.dumps(r, allow_nan=True) + "\n")
-        os.replace(tmp, self.path)
+        text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in keep)
+        atomic_write(self.path, lambda f: f.write(text.encode()), what="metrics log")
 
 
 def read_jsonl(path):
@@ -124,10 +124,8 @@ def write_index(run_dir, opt_dict, sample_caption):
     for f in reversed(samples):
         parts.append(f"<h3>{html.escape(f[:-4])}</h3><img src='samples/{html.escape(f)}'>")
     parts.append("</body></html>")
-    tmp = os.path.join(run_dir, ".index.html.tmp")
-    with open(tmp, "w") as fh:
-        fh.write("\n".join(parts))
-    os.replace(tmp, os.path.join(run_dir, "index.html"))
+    page = "\n".join(parts).encode()
+    atomic_write(os.path.join(run_dir, "index.html"), lambda f: f.write(page), what="run page")
 
 
 def _finish_figure(plt, fig, axes, path):

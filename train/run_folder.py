@@ -4,6 +4,7 @@ import json
 import os
 
 from . import report
+from .atomic import atomic_write
 
 # Options a resumed run may change; every other option is taken from the saved run.
 RESUME_OVERRIDABLE = {"resume", "max_steps", "num_threads", "torch_threads", "device", "no_progress", "print_freq",
@@ -85,10 +86,8 @@ class RunFolder:
 
     def write_options(self, opt):
         os.makedirs(self.samples, exist_ok=True)
-        tmp = self.options + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(options_dict(opt), f, indent=2, sort_keys=True)
-        os.replace(tmp, self.options)
+        text = json.dumps(options_dict(opt), indent=2, sort_keys=True)
+        atomic_write(self.options, lambda f: f.write(text.encode()), what="options file")
 
 
 def options_dict(opt):

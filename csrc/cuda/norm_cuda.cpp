@@ -27,10 +27,6 @@ int multiprocessor_count(c10::DeviceIndex device) {
   return count;
 }
 
-at::ScalarType accumulation_dtype(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
 // A parameter in the accumulation dtype: the tensor itself when it already is (read with its
 // strides by the kernels), else a converted copy. Undefined when the argument is None.
 at::Tensor param_in(const OptionalTensor& t, at::ScalarType acc) {
