@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 class Activation(enum.IntEnum):
     """Codes passed to the C++ ops; csrc/norm_math.h (enum ActivationCode) holds the same values,
-    and tests/test_activations.py checks that they agree."""
+    and tests/ops/test_activations.py checks that they agree."""
     NONE = 0
     RELU = 1
     LEAKY_RELU = 2

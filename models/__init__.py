@@ -6,7 +6,8 @@ identical state_dicts) or "free" (normalization replaced by a per-channel affine
 benchmarks), and keeps its constructor arguments in `net.config`.
 """
 from .adalin_generator import AdaLINGenerator
-from .errors import CheckpointError
+from .errors import CheckpointError, UserError
+from .inference import translate_batches
 from .weight_init import init_normal_
 from .loading import load_generator
 from .norms import NORM_IMPLS
@@ -21,5 +22,5 @@ from .weights import load_weights
 __all__ = [
     "AdaLINGenerator", "ResnetGenerator", "UGATITGenerator", "NLayerDiscriminator", "UGATITDiscriminator",
     "build_generator", "generator_payload", "generator_from_payload", "load_generator", "load_ugatit_params",
-    "load_weights", "init_normal_", "CheckpointError", "GENERATOR_ARCHS", "NORM_IMPLS",
+    "load_weights", "init_normal_", "translate_batches", "CheckpointError", "UserError", "GENERATOR_ARCHS", "NORM_IMPLS",
 ]

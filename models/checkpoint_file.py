@@ -16,7 +16,7 @@ import zipfile
 
 import torch
 
-from .errors import CorruptCheckpointError, NotACheckpointError, UnsafeCheckpointError
+from .errors import CorruptCheckpointError, MissingFileError, NotACheckpointError, UnsafeCheckpointError
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL_2_OR_LATER = b"\x80"
@@ -44,7 +44,7 @@ def read_checkpoint_file(path):
     if os.path.isdir(path):
         raise NotACheckpointError(f"{where} is a folder; pass the checkpoint file in it (e.g. latest.pt)")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{where}: no such file")
+        raise MissingFileError(f"{where}: no such file")
     with open(path, "rb") as f:
         header = f.read(_HEADER_BYTES)
     _refuse_files_torch_did_not_write(path, where, header)

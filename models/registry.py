@@ -7,6 +7,7 @@ A payload is a plain dict that torch.load(weights_only=True) can read back:
 """
 from __future__ import annotations
 
+import inspect
 import re
 
 from torch import nn
@@ -44,6 +45,14 @@ def build_generator(arch: str, norm_impl: str = "fused", **config) -> nn.Module:
         if key in config and config[key] != value:
             raise ValueError(f"architecture {arch!r} has {key}={value!r}, but config asks for {config[key]!r}")
     return cls(**{**config, **fixed}, norm_impl=norm_impl)
+
+
+def generator_config(arch: str, **candidates) -> dict:
+    """Those of `candidates` (e.g. input_nc, ngf, n_blocks, img_size) that the constructor of
+    `arch` takes and its name does not fix; a None value means the constructor's default."""
+    cls, fixed = _arch_class_and_fixed_config(arch)
+    takes = inspect.signature(cls).parameters
+    return {k: v for k, v in candidates.items() if v is not None and k in takes and k not in fixed}
 
 
 def generator_payload(net: nn.Module, arch: str) -> dict:

@@ -125,8 +125,8 @@ fi
 PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider -rfE)
 stage "CUDA tests" "$CUDA_TEST_LIMIT" pytest_cuda.log "${PYTEST[@]}" --junitxml="$LOGS/junit_cuda.xml" tests/cuda
 RC_CUDA_TESTS=$?
-OP_TESTS=(tests/test_*.py)
-[ "$DRY_RUN" -eq 1 ] && OP_TESTS=(tests/test_bad_inputs.py tests/test_param_layouts.py tests/test_activations.py)
+OP_TESTS=(tests/ops/test_*.py)
+[ "$DRY_RUN" -eq 1 ] && OP_TESTS=(tests/ops/test_bad_inputs.py tests/ops/test_param_layouts.py tests/ops/test_activations.py)
 stage "op tests" "$OP_TEST_LIMIT" pytest_ops.log "${PYTEST[@]}" --junitxml="$LOGS/junit_ops.xml" "${OP_TESTS[@]}"
 RC_OP_TESTS=$?
 summary  # early, so a run cut short still reports the tests

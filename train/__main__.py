@@ -3,26 +3,18 @@ import os
 import sys
 
 from . import options
+from .cli import EXIT_INTERRUPTED, command
+from .evaluation.paired import TABLE_ROWS
 
 
+@command
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
     opt = options.parse(argv)
-    opt._explicit = sorted(options.explicit_dests(options.build_parser(), argv))
-    from .checkpoint import CheckpointError, CheckpointWriteError
-    from .data import DataError
-    from .run import RunError, train
-    try:
-        summary = train(opt)
-    except (RunError, DataError, CheckpointError, options.OptionError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except CheckpointWriteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    from .run import train
+    summary = train(opt)
     if summary.get("index_html") or summary.get("interrupted"):
         print_summary(summary)
-    return 130 if summary.get("interrupted") else 0
+    return EXIT_INTERRUPTED if summary.get("interrupted") else 0
 
 
 def print_summary(summary, log=print):
@@ -41,8 +33,8 @@ def print_summary(summary, log=print):
     if ev:
         log("evaluation on the paired synthetic test split (higher is better):")
         log(f"  {'':24s} {'PSNR dB':>8s} {'SSIM':>6s}")
-        for label, key in (("G(A) vs true B", "AtoB"), ("  identity A vs B", "identity_AtoB"),
-                           ("F(B) vs true A", "BtoA"), ("  identity B vs A", "identity_BtoA")):
+        for label, key in TABLE_ROWS:
+            label = ("  " if key.startswith("identity") else "") + label
             log(f"  {label:24s} {ev['psnr_' + key]:8.2f} {ev['ssim_' + key]:6.3f}")
 
 

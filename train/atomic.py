@@ -11,6 +11,8 @@ import os
 import re
 import tempfile
 
+from models.errors import UserError
+
 _TEMP_MARK = ".partial-"
 _TEMP_SUFFIX = ".tmp"
 # tempfile.mkstemp fills in 8 characters from [a-z0-9_].
@@ -18,7 +20,7 @@ _OUR_TEMPORARY = re.compile(r"\..+" + re.escape(_TEMP_MARK) + r"[a-z0-9_]{8}" + 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-class AtomicWriteError(OSError):
+class AtomicWriteError(UserError, OSError):
     """Writing a file failed; the previous version of the file (if any) is untouched."""
 
 

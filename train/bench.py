@@ -37,11 +37,12 @@ import torch
 
 import models
 
-from . import compiled
 from .atomic import atomic_write
 from .options import build_parser as training_parser
-from .precision import Precision
+from .recipes import RunContext
 from .recipes.cycle_gan import CycleGAN
+from .run.compile import compile_recipe
+from .run.precision import Precision
 
 BUILDS = {  # name: (norm_impl, torch.compile)
     "fused": ("fused", False), "eager": ("eager", False), "compiled": ("eager", True),
@@ -65,17 +66,12 @@ class BenchSetup:
         opt = training_parser().parse_args(argv + (["--channels_last"] if args.channels_last else []))
         opt.norm_impl = norm_impl  # "free" is a benchmark-only choice, not a training option
         torch.manual_seed(0)
-        self.recipe = CycleGAN(opt, device, Precision("none", device))
+        self.recipe = CycleGAN(opt, RunContext(device, Precision("none", device), steps_per_epoch=1))
         self.nets = list(self.recipe.networks().values())
         if weights is not None:  # the same weights in every build
             for net, state in zip(self.nets, weights):
                 net.load_state_dict(state, strict=norm_impl != "free")
-        self.mark_step = None
-        if compile_it:
-            mode = args.compile_mode or compiled.default_mode(device)
-            self.recipe.wrap_networks(compiled.compiler(mode))
-            if compiled.uses_cuda_graphs(mode, device):
-                self.mark_step = compiled.mark_step_begin
+        self.mark_step = compile_recipe(self.recipe, args.compile_mode, device) if compile_it else None
         fmt = torch.channels_last if args.channels_last else torch.contiguous_format
         gen = torch.Generator().manual_seed(1)
         shape = (args.batch_size, 3, img_size, img_size)

@@ -14,7 +14,7 @@ full generator, else 256.
 CKPT is anything models.load_generator reads. A file holding one generator (an official
 latest_net_G_A.pth, a single U-GAT-IT generator) needs --direction to say which way it goes.
 The Inception features come from torch-fidelity and need its weights file (never downloaded
-here; see train/inception_features.py).
+here; see train/evaluation/inception.py).
 """
 from __future__ import annotations
 
@@ -22,22 +22,20 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-import numpy as np
 import torch
-from PIL import Image
 
-from . import feature_stats
-from .atomic import AtomicWriteError, atomic_write
-from .data import DataError, load_rgb, make_dataset
+from .atomic import atomic_write
+from .cli import MissingFileError, UserError, command
+from .data import image_paths
+from .evaluation import feature_stats
+from .evaluation.fid_kid import evaluate, format_table
 
 DEFAULT_SIZE = 256
-OTHER_DOMAIN = {"A": "B", "B": "A"}
-SOURCE_DOMAIN = {"AtoB": "A", "BtoA": "B"}
 
 
-class EvaluateError(ValueError):
+class EvaluateError(UserError, ValueError):
     """An option does not fit the checkpoint or the data."""
 
 
@@ -59,17 +57,6 @@ def build_parser():
     p.add_argument("--json", default=None, help="also write the results here (atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     return p
-
-
-@dataclass(frozen=True)
-class Row:
-    direction: str        # AtoB / BtoA
-    compared: str         # e.g. "G(testA) vs testB"
-    images: tuple         # (n compared, n reference)
-    fid: float
-    kid_x100_mean: float
-    kid_x100_std: float
-    kid_subset_size: int  # after capping at the smaller set
 
 
 # --- generators and size -------------------------------------------------------------------
@@ -110,95 +97,6 @@ def evaluation_size(requested, checkpoint, nets):
     return DEFAULT_SIZE
 
 
-# --- images and features ---------------------------------------------------------------------
-
-def image_batches(paths, size, batch_size):
-    """uint8 tensors (n, 3, size, size); unreadable images are skipped with a warning."""
-    batch = []
-    for path in paths:
-        try:
-            img = load_rgb(path)
-        except Exception as error:  # PIL raises many types for damaged files
-            print(f"warning: skipping unreadable image {path}: {type(error).__name__}: {error}", file=sys.stderr)
-            continue
-        array = np.asarray(img.resize((size, size), Image.BICUBIC), dtype=np.uint8)
-        batch.append(torch.from_numpy(array.transpose(2, 0, 1).copy()))
-        if len(batch) == batch_size:
-            yield torch.stack(batch)
-            batch = []
-    if batch:
-        yield torch.stack(batch)
-
-
-@torch.no_grad()
-def translate_uint8(net, images, device):
-    """Translate uint8 images as train.translate does ([-1, 1] in, rounded to uint8 out)."""
-    x = images.to(device=device, dtype=torch.float32) / 127.5 - 1.0
-    y = net(x).float()
-    return ((y + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
-
-
-def features_of(paths, size, extract, batch_size, net=None, device="cpu"):
-    """Features (n, d) of the images at `paths`, translated by `net` first when given."""
-    chunks = []
-    for images in image_batches(paths, size, batch_size):
-        if net is not None:
-            images = translate_uint8(net, images, device)
-        chunks.append(np.asarray(extract(images), dtype=np.float64))
-    features = np.concatenate(chunks) if chunks else np.zeros((0, 0))
-    if len(features) < 2:
-        raise DataError(f"FID / KID need at least 2 readable images; {os.path.dirname(paths[0])} has "
-                        f"{len(features)} among {len(paths)} file(s)")
-    return features
-
-
-# --- metrics ---------------------------------------------------------------------------------
-
-def compare(direction, compared, features, reference, kid_subsets, kid_subset_size, seed):
-    kid = feature_stats.kid(features, reference, kid_subsets, kid_subset_size, seed)
-    return Row(direction, compared, (len(features), len(reference)), feature_stats.fid(features, reference),
-               100 * kid.mean, 100 * kid.std, kid.subset_size)
-
-
-def evaluate(nets, test_paths, size, extract, *, batch_size=16, device="cpu",
-             kid_subsets=feature_stats.KID_DEFAULT_SUBSETS, kid_subset_size=feature_stats.KID_DEFAULT_SUBSET_SIZE,
-             seed=0, log=print):
-    """Rows for each direction in `nets`: the translation, then the identity baseline.
-
-    test_paths: {"A": [paths], "B": [paths]}; extract: uint8 (n, 3, H, W) -> features (n, d).
-    """
-    real = {}
-
-    def real_features(domain):
-        if domain not in real:
-            log(f"features: test{domain} ({len(test_paths[domain])} images)")
-            real[domain] = features_of(test_paths[domain], size, extract, batch_size)
-        return real[domain]
-
-    rows = []
-    for direction, net in nets.items():
-        source = SOURCE_DOMAIN[direction]
-        target = OTHER_DOMAIN[source]
-        name = "G" if direction == "AtoB" else "F"
-        log(f"translating test{source} {direction} ({len(test_paths[source])} images)")
-        translated = features_of(test_paths[source], size, extract, batch_size, net=net, device=device)
-        reference = real_features(target)
-        options = (kid_subsets, kid_subset_size, seed)
-        rows.append(compare(direction, f"{name}(test{source}) vs test{target}", translated, reference, *options))
-        rows.append(compare(direction, f"identity: test{source} vs test{target}", real_features(source),
-                            reference, *options))
-    return rows
-
-
-def format_table(rows):
-    header = f"{'direction':<9}  {'compared':<28}  {'images':>9}  {'FID':>9}  {'KID x100 (mean +- std)':>22}"
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        kid = f"{r.kid_x100_mean:.3f} +- {r.kid_x100_std:.3f}"
-        lines.append(f"{r.direction:<9}  {r.compared:<28}  {r.images[0]:>4}/{r.images[1]:<4}  {r.fid:>9.3f}  {kid:>22}")
-    return "\n".join(lines)
-
-
 # --- command ---------------------------------------------------------------------------------
 
 def check_args(args):
@@ -216,7 +114,7 @@ def check_args(args):
 def load_translator(args, device):
     """(generators by direction, evaluation size) from --checkpoint."""
     if not os.path.isfile(args.checkpoint):
-        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file")
+        raise MissingFileError(f"--checkpoint {args.checkpoint}: no such file")
     from models.checkpoint_file import read_checkpoint_file
     checkpoint = read_checkpoint_file(args.checkpoint)
     nets = load_generators(checkpoint, args.direction, args.norm_impl, device)
@@ -226,9 +124,9 @@ def load_translator(args, device):
 def run(args, feature_extractor=None, log=print):
     check_args(args)
     if feature_extractor is None:
-        from .inception_features import InceptionFeatures, resolve_weights
+        from .evaluation.inception import InceptionFeatures, resolve_weights
         weights = resolve_weights(args.inception_weights)  # before any slow work
-    test_paths = {d: make_dataset(os.path.join(args.dataroot, f"test{d}")) for d in ("A", "B")}
+    test_paths = {d: image_paths(os.path.join(args.dataroot, f"test{d}")) for d in ("A", "B")}
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     nets, size = load_translator(args, device)
     if feature_extractor is None:
@@ -249,17 +147,10 @@ def run(args, feature_extractor=None, log=print):
     return rows
 
 
+@command
 def main(argv=None, feature_extractor=None):
     """feature_extractor: replaces the Inception features (tests pass a small stand-in)."""
-    args = build_parser().parse_args(argv)
-    import models
-    from .inception_features import InceptionWeightsError
-    try:
-        run(args, feature_extractor)
-    except (EvaluateError, InceptionWeightsError, models.CheckpointError, DataError,
-            FileNotFoundError, AtomicWriteError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    run(build_parser().parse_args(argv), feature_extractor)
     return 0
 
 

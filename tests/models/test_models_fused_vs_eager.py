@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import models
-from official_nets import randomize_norm_parameters_
+from helpers import randomize_norm_parameters_
 
 SMALL_BUILDS = {
     "adalin": lambda impl: models.AdaLINGenerator(ngf=8, n_blocks=2, norm_impl=impl),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import models
-from official_nets import randomize_norm_parameters_
+from helpers import randomize_norm_parameters_
 
 
 def test_init_normal_sets_conv_and_linear_weights_and_keeps_norm_parameters():

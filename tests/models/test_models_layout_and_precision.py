@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import models
-from official_nets import randomize_norm_parameters_
+from helpers import randomize_norm_parameters_
 
 BUILDS = {
     "adalin": lambda impl: models.AdaLINGenerator(ngf=8, n_blocks=1, norm_impl=impl),

@@ -9,8 +9,9 @@ from torch import nn
 
 import models
 from models.errors import CorruptCheckpointError, NotACheckpointError, UnsafeCheckpointError, WrongCheckpointKindError
-from official_nets import OfficialNLayerDiscriminator, OfficialResnetGenerator, OfficialUGATITGenerator, \
-    randomize_norm_parameters_
+from helpers import randomize_norm_parameters_
+from official.cyclegan import OfficialNLayerDiscriminator, OfficialResnetGenerator
+from official.ugatit import OfficialUGATITGenerator
 
 
 def image(size=32, channels=3):

@@ -1,12 +1,13 @@
-"""Our networks against the official architectures (tests/models/official_nets.py):
+"""Our networks against the official architectures (tests/official/):
 identical state_dict keys and shapes for the default configurations, and identical outputs
 once the official network's weights are loaded with strict=True."""
 import pytest
 import torch
 
 import models
-from official_nets import (OfficialNLayerDiscriminator, OfficialResnetGenerator, OfficialUGATITGenerator,
-                           randomize_norm_parameters_)
+from helpers import randomize_norm_parameters_
+from official.cyclegan import OfficialNLayerDiscriminator, OfficialResnetGenerator
+from official.ugatit import OfficialUGATITGenerator
 
 IMPLS = ["fused", "eager"]
 

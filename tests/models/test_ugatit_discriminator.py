@@ -1,10 +1,10 @@
-"""models.UGATITDiscriminator against U-GAT-IT's Discriminator (tests/ugatit_official.py) and
+"""models.UGATITDiscriminator against U-GAT-IT's Discriminator (tests/official/ugatit.py) and
 against the key layout its architecture defines, written out by hand below."""
 import pytest
 import torch
 
 from models.ugatit_discriminator import UGATITDiscriminator, min_input_size
-from ugatit_official import OfficialUGATITDiscriminator
+from official.ugatit import OfficialUGATITDiscriminator
 
 
 def spectral_conv(name, c_out, c_in, k, bias=True):

@@ -7,8 +7,8 @@ import models
 from models.errors import CheckpointError, WrongCheckpointKindError
 from models.ugatit_params import (UGATIT_NETWORKS, load_ugatit_params, load_ugatit_params_into, read_ugatit_params,
                                   ugatit_params, ugatit_params_from_training_checkpoint)
-from official_nets import OfficialUGATITGenerator, randomize_norm_parameters_
-from ugatit_official import OfficialUGATITDiscriminator
+from helpers import randomize_norm_parameters_
+from official.ugatit import OfficialUGATITDiscriminator, OfficialUGATITGenerator
 
 IMG = 32
 

@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from fault_files import Evil, FullDisk
-from models.errors import CorruptCheckpointError, NotACheckpointError, WrongCheckpointKindError
+from models.checkpoint_file import read_checkpoint_file
+from models.errors import CorruptCheckpointError, NotACheckpointError, UnsafeCheckpointError, WrongCheckpointKindError
+from models.training_checkpoint import TRAIN_FORMAT, TRAIN_VERSION, read_training_checkpoint
 from train import atomic
-from train import checkpoint as ckpt
+from train.run import checkpoint as ckpt
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_atomic_save_roundtrip_weights_only(tmp_path):
@@ -63,31 +65,31 @@ def test_rng_state_roundtrip_through_weights_only_file(tmp_path):
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
 
 
-def test_safe_load_refuses_pickled_objects_and_runs_nothing(tmp_path):
+def test_reading_refuses_pickled_objects_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": {"w": torch.ones(1)}, "payload": Evil(str(marker))}, path)
     assert not marker.exists()
-    with pytest.raises(ckpt.UnsafeCheckpointError, match="evil.pt.*unsafe"):
-        ckpt.safe_load(path)
+    with pytest.raises(UnsafeCheckpointError, match="evil.pt.*unsafe"):
+        read_checkpoint_file(path)
     assert not marker.exists()
     raw = tmp_path / "raw.pkl"
     raw.write_bytes(pickle.dumps(Evil(str(marker)), protocol=2))
-    with pytest.raises(ckpt.UnsafeCheckpointError):
-        ckpt.safe_load(raw)
+    with pytest.raises(UnsafeCheckpointError):
+        read_checkpoint_file(raw)
     assert not marker.exists()
 
 
 # --- what a bad file is reported as ---------------------------------------------------------
 
 def saved_training_checkpoint(path):
-    ckpt.atomic_save({"format": ckpt.FORMAT, "version": ckpt.VERSION, "generators": {}, "step": 3,
+    ckpt.atomic_save({"format": TRAIN_FORMAT, "version": TRAIN_VERSION, "generators": {}, "step": 3,
                       "opt": {"lr": 2e-4}, "w": torch.ones(1000)}, path)
     return path
 
 
 def test_training_checkpoint_reads_back(tmp_path):
-    state = ckpt.load_training_checkpoint(saved_training_checkpoint(tmp_path / "latest.pt"))
+    state = read_training_checkpoint(saved_training_checkpoint(tmp_path / "latest.pt"))
     assert state["step"] == 3 and torch.equal(state["w"], torch.ones(1000))
 
 
@@ -110,7 +112,7 @@ def test_each_bad_file_is_reported_as_what_it_is_naming_the_file(tmp_path, kind)
         torch.save({"weights": torch.ones(3)}, path)
         error, match = WrongCheckpointKindError, "a PyTorch file but not a cyclegan_ext.train .*expected keys"
     with pytest.raises(error, match=match) as caught:
-        ckpt.load_training_checkpoint(path)
+        read_training_checkpoint(path)
     assert str(path) in str(caught.value)
     assert "in-memory" not in str(caught.value)
 
@@ -135,7 +137,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, 
 
 FILL_AND_SAVE = textwrap.dedent("""
     import os, sys, torch
-    from train import checkpoint as ckpt
+    from train.run import checkpoint as ckpt
     folder = sys.argv[1]
     ckpt.atomic_save({"step": 1}, os.path.join(folder, "latest.pt"))
     with open(os.path.join(folder, "filler"), "wb", buffering=0) as f:   # fill the disk
@@ -178,7 +180,7 @@ def test_full_disk_on_a_real_tiny_filesystem(tmp_path):
 
 SLOW_SAVE = textwrap.dedent("""
     import os, sys, time, torch
-    from train import checkpoint as ckpt
+    from train.run import checkpoint as ckpt
     path = os.path.join(sys.argv[1], "latest.pt")
     ckpt.atomic_save({"step": 1}, path)
     def write_then_hang(obj, f):
@@ -204,7 +206,7 @@ def test_save_killed_with_sigkill_leaves_a_temporary_that_cleanup_removes(tmp_pa
     assert len(stale) == 1 and stale[0].startswith(".latest.pt.")   # what the kill left behind
     (tmp_path / "notes.tmp").write_text("a user's file")
     (tmp_path / ".latest.pt.abcd1234.tmp").write_text("not our pattern")
-    removed = ckpt.cleanup_stale_temporaries(tmp_path)
+    removed = atomic.cleanup_stale_temporaries(tmp_path)
     assert removed == [str(tmp_path / stale[0])]
     assert sorted(os.listdir(tmp_path)) == [".latest.pt.abcd1234.tmp", "latest.pt", "notes.tmp"]
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 1

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from conftest import TINY, run_train
+from helpers import TINY, run_train
 from fault_files import FullDisk
 
 

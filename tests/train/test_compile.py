@@ -14,7 +14,7 @@ in both runs and its losses obey the same bound. Adam's exp_avg after two steps 
 import pytest
 import torch
 
-from conftest import LOSSES, run_train, train_records
+from helpers import LOSSES, run_train, train_records
 
 TINY_COMPILE = ["--crop_size", "16", "--load_size", "16", "--ngf", "4", "--ndf", "4", "--n_layers_D", "1",
                 "--n_blocks", "1", "--synthetic_size", "4", "--batch_size", "1", "--num_threads", "0",

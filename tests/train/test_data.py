@@ -8,9 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from train import data, synthetic
+from train import data
+from train.data import synthetic
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import REPO
+
 
 
 def write(path, mode="RGB", size=(40, 30), value=None):
@@ -169,7 +171,7 @@ def test_symlinked_folders_are_followed_once_and_files_listed_once(tmp_path):
     os.symlink(root / "sub", root / "sub_again")          # a second path to one folder
     os.symlink(root / "a.png", root / "a_link.png")       # a second path to one file
     os.symlink(tmp_path / "elsewhere", root / "more")     # a linked folder outside: followed
-    paths = data.make_dataset(str(root))
+    paths = data.image_paths(str(root))
     assert [os.path.relpath(p, root) for p in paths] == ["a.png", os.path.join("more", "c.png"),
                                                          os.path.join("sub", "b.png")]
 

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from conftest import TINY, run_train, torchrun, train_records
+from helpers import TINY, run_train, torchrun, train_records
 
 ARGS = [*TINY, "--pool_size", "0", "--print_freq", "1", "--display_freq", "100", "--eval_freq", "100",
         "--save_latest_freq", "100"]

@@ -1,7 +1,7 @@
 import os
 import re
 
-from conftest import run_train, train_records
+from helpers import run_train, train_records
 from train.options import DEMO_DEFAULTS, parse
 
 

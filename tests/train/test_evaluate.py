@@ -21,9 +21,10 @@ from torch import nn
 import models
 from fault_files import Evil
 from train import evaluate
+from train.evaluation import fid_kid
+from helpers import REPO
 
 SIZE = 16
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_NAME
 
@@ -125,7 +126,7 @@ def test_command_prints_and_writes_fid_kid_for_both_directions(dataroot, trainin
 def test_an_identity_translator_scores_exactly_the_identity_baseline(dataroot):
     paths = {d: sorted(os.path.join(dataroot, f"test{d}", n) for n in os.listdir(os.path.join(dataroot, f"test{d}")))
              for d in "AB"}
-    rows = evaluate.evaluate({"AtoB": nn.Identity(), "BtoA": nn.Identity()}, paths, SIZE, colour_thumbnail_features,
+    rows = fid_kid.evaluate({"AtoB": nn.Identity(), "BtoA": nn.Identity()}, paths, SIZE, colour_thumbnail_features,
                              kid_subsets=3, kid_subset_size=4, log=lambda m: None)
     for translated, identity in (rows[0:2], rows[2:4]):
         assert "identity" in identity.compared and "identity" not in translated.compared
@@ -211,7 +212,7 @@ def random_inception_weights(tmp_path_factory):
 
 
 def test_inception_adapter_gives_2048_features_per_image(random_inception_weights):
-    from train.inception_features import InceptionFeatures
+    from train.evaluation.inception import InceptionFeatures
     extract = InceptionFeatures(random_inception_weights)
     images = torch.randint(0, 256, (2, 3, 40, 48), dtype=torch.uint8)
     features = extract(images)
@@ -224,7 +225,7 @@ def test_inception_adapter_gives_2048_features_per_image(random_inception_weight
 
 
 def test_weights_files_are_read_weights_only(tmp_path):
-    from train.inception_features import InceptionFeatures, InceptionWeightsError
+    from train.evaluation.inception import InceptionFeatures, InceptionWeightsError
     marker = tmp_path / "code_ran"
     crafted = tmp_path / WEIGHTS_NAME
     torch.save({"Conv2d_1a_3x3.conv.weight": Evil(str(marker))}, crafted)

@@ -1,5 +1,4 @@
 """python -m train.export --ugatit_params: U-GAT-IT's params file from a training checkpoint."""
-import os
 import subprocess
 import sys
 
@@ -8,8 +7,8 @@ import torch
 
 import models
 from train.export import main
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETWORKS = ["genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB"]
 
 

@@ -1,4 +1,4 @@
-"""train.feature_stats: FID and KID judged against closed forms and direct formulas written here.
+"""train.evaluation.feature_stats: FID and KID judged against closed forms and direct formulas written here.
 
 float64 throughout; EPS is its unit roundoff. Tolerances:
 - exact-moment sets (sample mean and covariance equal the targets up to rounding): the closed
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from train import feature_stats as fs
+from train.evaluation import feature_stats as fs
 
 EPS = np.finfo(np.float64).eps
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import models
-from conftest import TINY, read_jsonl, run_train
-from train.fid_tracking import FIDTracker
+from helpers import TINY, read_jsonl, run_train
+from train.evaluation.tracking import FIDTracker
 
 
 def colour_statistics(images):

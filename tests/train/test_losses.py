@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from train.losses import GANLoss, cycle_loss, identity_loss
+from train.recipes.cycle_gan.losses import GANLoss, cycle_loss, identity_loss
 
 
 def test_lsgan_is_mean_squared_distance_to_label():

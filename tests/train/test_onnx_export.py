@@ -18,6 +18,7 @@ import torch
 
 import models
 from train import export, onnx_export
+from train.export import onnx as onnx_lib
 
 TOL = 1e-4
 SIZE = 16
@@ -71,7 +72,7 @@ def test_every_generator_kind_exports_and_matches_pytorch(kind, tmp_path):
     fused = models.load_generator(checkpoint)
     dynamic = kind != "ugatit"  # the full U-GAT-IT generator only runs at img_size
     path = str(tmp_path / f"{kind}.onnx")
-    report = onnx_export.export_checked(onnx_export.load_references(checkpoint, "AtoB"), path, SIZE, dynamic)
+    report = onnx_lib.export_checked(onnx_lib.load_references(checkpoint, "AtoB"), path, SIZE, dynamic)
     assert report.worst <= TOL
 
     domains, functions = operator_domains(path)
@@ -85,25 +86,25 @@ def test_every_generator_kind_exports_and_matches_pytorch(kind, tmp_path):
 
 def test_the_full_ugatit_generator_has_a_fixed_size(tmp_path):
     checkpoint = payload("ugatit", seed=4)
-    references = onnx_export.load_references(checkpoint, "AtoB")
-    with pytest.raises(onnx_export.OnnxExportError, match="only runs at 16x16"):
-        onnx_export.export_size(references["eager"], None, dynamic=True)
-    with pytest.raises(onnx_export.OnnxExportError, match="only runs at 16x16"):
-        onnx_export.export_size(references["eager"], 32, dynamic=False)
-    assert onnx_export.export_size(references["eager"], None, dynamic=False) == SIZE
+    references = onnx_lib.load_references(checkpoint, "AtoB")
+    with pytest.raises(onnx_lib.OnnxExportError, match="only runs at 16x16"):
+        onnx_lib.export_size(references["eager"], None, dynamic=True)
+    with pytest.raises(onnx_lib.OnnxExportError, match="only runs at 16x16"):
+        onnx_lib.export_size(references["eager"], 32, dynamic=False)
+    assert onnx_lib.export_size(references["eager"], None, dynamic=False) == SIZE
 
 
 def test_fused_layers_are_refused_with_advice():
-    with pytest.raises(onnx_export.OnnxExportError, match="norm_impl='eager'"):
-        onnx_export.to_onnx(models.build_generator("adalin", ngf=4, n_blocks=1).eval(), SIZE, False)
+    with pytest.raises(onnx_lib.OnnxExportError, match="norm_impl='eager'"):
+        onnx_lib.to_onnx(models.build_generator("adalin", ngf=4, n_blocks=1).eval(), SIZE, False)
 
 
 def test_a_model_that_does_not_match_pytorch_is_not_written(tmp_path):
-    references = onnx_export.load_references(payload("adalin", seed=5), "AtoB")
+    references = onnx_lib.load_references(payload("adalin", seed=5), "AtoB")
     references["fused"] = models.load_generator(payload("adalin", seed=6))  # other weights
     path = tmp_path / "model.onnx"
-    with pytest.raises(onnx_export.OnnxExportError, match="was not written"):
-        onnx_export.export_checked(references, str(path), SIZE, dynamic=False)
+    with pytest.raises(onnx_lib.OnnxExportError, match="was not written"):
+        onnx_lib.export_checked(references, str(path), SIZE, dynamic=False)
     assert not path.exists() and list(tmp_path.iterdir()) == []  # no temporary file left either
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from train import options
-from train.option_checks import OptionError
+from train.options import OptionError
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_error(capsys, *argv):
@@ -126,3 +126,30 @@ def test_cli_usage_error_is_one_line_without_traceback(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr == "python -m train: error: --lr must be a finite number > 0, got nan\n"
+
+
+def test_abbreviated_options_are_refused_not_silently_reset(capsys, ckdir):
+    # argparse would take --crop for --crop_size, and the recipe's default (256) would then
+    # replace the value, since the abbreviation is not recognised as given explicitly.
+    with pytest.raises(SystemExit) as caught:
+        options.parse(["--model", "ugatit", "--crop", "64", *ckdir])
+    assert caught.value.code == 2
+    assert "unrecognized arguments: --crop 64" in capsys.readouterr().err
+    opt = options.parse(["--model", "ugatit", "--crop_size=64", "--n_layers_global", "5", *ckdir])
+    assert opt.crop_size == 64 and "crop_size" in opt._explicit
+
+
+def test_a_resume_keeps_an_explicitly_changed_option_given_in_full(tmp_path):
+    from helpers import TINY, run_train, train_records
+    args = ["--name", "r", "--checkpoints_dir", tmp_path, *TINY, "--print_freq", "1"]
+    assert run_train(*args, "--max_steps", "2") == 0
+    assert run_train("--name", "r", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "4",
+                     "--print_freq=2") == 0
+    assert [r["step"] for r in train_records(tmp_path / "r")] == [1, 2, 4]  # print_freq 2 from step 3 on
+    assert run_train("--name", "r", "--checkpoints_dir", tmp_path, "--resume", "--max_step", "6") == 2
+
+
+def test_an_option_of_another_recipe_is_refused(capsys, ckdir):
+    err = parse_error(capsys, "--init_from", "params.pt", *ckdir)
+    assert "--init_from: an option of --model ugatit, not of --model cycle_gan" in err
+    assert options.parse(["--model", "ugatit", "--light", *ckdir]).netG == "ugatit_light"

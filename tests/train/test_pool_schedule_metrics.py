@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from train.image_pool import ImagePool
-from train.metrics import psnr, ssim
-from train.schedule import linear_rule, make_scheduler
+from train.recipes.cycle_gan.image_pool import ImagePool
+from train.evaluation.image_quality import psnr, ssim
+from train.recipes.cycle_gan.schedule import linear_rule, make_scheduler
 
 
 def imgs(values):

@@ -1,43 +1,15 @@
 """The run folder under concurrent starts, kills before the first save and unusable paths.
 Lock and kill tests use real processes. (A full disk while saving: test_cli_errors.py.)"""
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import LOSSES, TINY, read_jsonl, run_train, train_records
+from helpers import LOSSES, TINY, run_train, run_train_process, spawn_train, train_records, wait_for_step
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Logs every step, never checkpoints on its own (and runs until killed, without --max_steps):
 # a kill always lands before the first save.
 NO_SAVE = [*TINY, "--print_freq", "1", "--display_freq", "1000", "--eval_freq", "1000",
            "--save_latest_freq", "100000", "--n_epochs", "100000"]
-
-
-def _cmd(args):
-    return [sys.executable, "-m", "train", *map(str, args)]
-
-
-def _spawn(args):
-    return subprocess.Popen(_cmd(args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _run(args, timeout=300):
-    return subprocess.run(_cmd(args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
-def _wait_for_step(run_dir, step, proc, timeout=180):
-    path = os.path.join(run_dir, "metrics.jsonl")
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if os.path.exists(path) and any(r["step"] >= step for r in read_jsonl(path)):
-            return
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"training did not reach step {step}")
 
 
 def _kill(proc):
@@ -52,10 +24,10 @@ def _losses(run_dir):
 @pytest.mark.slow
 def test_second_run_is_refused_while_the_first_runs_and_a_dead_runs_lock_is_taken_over(tmp_path):
     args = ["--name", "r", "--checkpoints_dir", tmp_path, *NO_SAVE]
-    first = _spawn([*args, "--num_threads", "1"])  # with a DataLoader worker
+    first = spawn_train([*args, "--num_threads", "1"])  # with a DataLoader worker
     try:
-        _wait_for_step(tmp_path / "r", 1, first)
-        second = _run([*args, "--max_steps", "2"])
+        wait_for_step(tmp_path / "r", 1, first)
+        second = run_train_process([*args, "--max_steps", "2"])
         assert second.returncode == 2, second.stdout + second.stderr
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in second.stderr
@@ -66,7 +38,7 @@ def test_second_run_is_refused_while_the_first_runs_and_a_dead_runs_lock_is_take
     assert not os.path.exists(tmp_path / "r" / "latest.pt")
 
     # --resume of a run killed before its first save: restarts it from step 0, same options.
-    third = _run(["--name", "r", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "3"])
+    third = run_train_process(["--name", "r", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "3"])
     assert third.returncode == 0, third.stdout + third.stderr
     out = third.stdout + third.stderr
     assert f"taking over the lock of process {first.pid}" in out
@@ -81,7 +53,7 @@ def test_second_run_is_refused_while_the_first_runs_and_a_dead_runs_lock_is_take
 @pytest.mark.slow
 def test_simultaneous_starts_into_one_folder_never_both_run(tmp_path):
     args = ["--name", "same", "--checkpoints_dir", tmp_path, *NO_SAVE, "--max_steps", "20"]
-    procs = [_spawn(args), _spawn(args)]
+    procs = [spawn_train(args), spawn_train(args)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [0, 2], outs
@@ -94,12 +66,12 @@ def test_simultaneous_starts_into_one_folder_never_both_run(tmp_path):
 @pytest.mark.slow
 def test_plain_rerun_after_a_kill_before_the_first_save_starts_afresh(tmp_path):
     args = ["--name", "k", "--checkpoints_dir", tmp_path, *NO_SAVE]
-    first = _spawn(args)
+    first = spawn_train(args)
     try:
-        _wait_for_step(tmp_path / "k", 3, first)
+        wait_for_step(tmp_path / "k", 3, first)
     finally:
         _kill(first)
-    again = _run([*args, "--max_steps", "2"])
+    again = run_train_process([*args, "--max_steps", "2"])
     assert again.returncode == 0, again.stdout + again.stderr
     assert "stopped before its first checkpoint" in again.stdout + again.stderr
     assert [r["step"] for r in train_records(tmp_path / "k")] == [1, 2]  # the dead run's log is gone
@@ -114,12 +86,12 @@ def test_resume_with_nothing_there_still_refuses_and_leaves_no_folder(tmp_path, 
 
 
 def test_unusable_run_folder_is_a_one_line_error_before_data(tmp_path, capsys, monkeypatch):
-    import train.run
+    import train.data
 
     def no_data(_opt):
         raise AssertionError("data was built before the run folder was checked")
 
-    monkeypatch.setattr(train.run, "make_dataset", no_data)
+    monkeypatch.setattr(train.data, "training_dataset", no_data)
     (tmp_path / "taken").write_text("a file where the run folder should be")
     assert run_train("--name", "taken", "--checkpoints_dir", tmp_path, *TINY, "--max_steps", "1") == 2
     err = capsys.readouterr().err.strip().splitlines()

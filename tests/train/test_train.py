@@ -1,18 +1,14 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import LOSSES, TINY, read_jsonl, run_train, train_records
+from helpers import LOSSES, TINY, make_recipe, read_jsonl, run_train, spawn_train, train_records, wait_for_step
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_run_outputs(tiny_run):
@@ -50,11 +46,9 @@ def test_checkpoint_is_weights_only_and_loads_with_models(tiny_run):
 
 def test_weight_init_is_official_normal():
     from train.options import parse
-    from train.precision import Precision
-    from train.recipes.cycle_gan import CycleGAN
     torch.manual_seed(0)
     opt = parse(["--netG", "resnet_6blocks", "--ngf", "16", "--ndf", "16", "--crop_size", "32"])
-    nets = CycleGAN(opt, torch.device("cpu"), Precision("none", torch.device("cpu"))).networks()
+    nets = make_recipe(opt).networks()
     ws = torch.cat([m.weight.flatten() for n in nets.values() for m in n.modules()
                     if isinstance(m, torch.nn.Conv2d)])
     assert abs(ws.mean().item()) < 2e-3 and abs(ws.std().item() - 0.02) < 1e-3
@@ -123,29 +117,12 @@ def test_folder_dataset_training_with_workers_and_corrupt_file(tmp_path):
     assert os.path.exists(tmp_path / "ck" / "f" / "samples" / "step_0000002.png")
 
 
-def _spawn(args):
-    return subprocess.Popen([sys.executable, "-m", "train", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _wait_for_step(run_dir, step, proc, timeout=120):
-    t0 = time.time()
-    path = os.path.join(run_dir, "metrics.jsonl")
-    while time.time() - t0 < timeout:
-        if os.path.exists(path) and any(r["step"] >= step for r in read_jsonl(path)):
-            return
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("training did not reach step %d" % step)
-
-
 @pytest.mark.slow
 def test_sigint_saves_and_sigkill_resumes(tmp_path, reference_run):
     # Ctrl-C: finishes the step, saves, exits 130 with a resume hint.
     args = ["--name", "s", "--checkpoints_dir", tmp_path, *RESUME_ARGS, "--max_steps", "7"]
-    proc = _spawn(args)
-    _wait_for_step(tmp_path / "s", 2, proc)
+    proc = spawn_train(args)
+    wait_for_step(tmp_path / "s", 2, proc)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
@@ -155,8 +132,8 @@ def test_sigint_saves_and_sigkill_resumes(tmp_path, reference_run):
     # SIGKILL after periodic checkpoints: resume from the last one, same curve.
     args = ["--name", "s", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "7", "--save_latest_freq", "1",
             "--no_progress"]
-    proc = _spawn(args)
-    _wait_for_step(tmp_path / "s", saved + 2, proc)
+    proc = spawn_train(args)
+    wait_for_step(tmp_path / "s", saved + 2, proc)
     proc.kill()
     proc.communicate()
     assert run_train("--name", "s", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "7", "--no_progress") == 0

@@ -15,9 +15,9 @@ import models
 from fault_files import Evil, FullDisk
 from train import translate
 from train.data import load_rgb, pil_to_tensor
-from train.report import to_uint8
+from train.data import to_uint8
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZES = {"wide.jpg": (45, 30), os.path.join("sub", "grey.png"): (32, 32), "rgba.png": (33, 29)}
 
 

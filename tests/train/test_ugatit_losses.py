@@ -1,5 +1,5 @@
-"""train.ugatit_losses / train.ugatit_optim against U-GAT-IT's formulas, written out again here
-and in tests/ugatit_official.py (its UGATIT.train transcribed), never produced by the code
+"""train.recipes.ugatit.losses / .optim against U-GAT-IT's formulas, written out again here
+and in tests/official/ugatit.py (its UGATIT.train transcribed), never produced by the code
 under test."""
 import copy
 import math
@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from models.ugatit_discriminator import UGATITDiscriminator
-from train.ugatit_losses import LossWeights, discriminator_losses, generator_losses, translate_all
-from train.ugatit_optim import clip_rho_, lr_multiplier, make_optimizer, make_step_scheduler
-from ugatit_official import OfficialIteration, OfficialUGATITDiscriminator, RhoClipper
+from train.recipes.ugatit.losses import LossWeights, discriminator_losses, generator_losses, translate_all
+from train.recipes import Recipe
+from train.recipes.ugatit.optim import BETA1, BETA2, clip_rho_, lr_multiplier, make_step_scheduler
+from official.ugatit import OfficialIteration, OfficialUGATITDiscriminator, RhoClipper
 
 
 def mean_square_distance(x, target):
@@ -166,8 +167,8 @@ def test_two_iterations_match_ugatits_training_loop():
     ours_gens = copy.deepcopy(gens)
     lr = 0.05  # large, so one Adam step moves rho (initially 0 / 1) outside [0, 1] and clipping acts
     official = OfficialIteration(*gens, discs["GA"], discs["GB"], discs["LA"], discs["LB"], lr=lr)
-    opt_G = make_optimizer(ours_gens, lr, 1e-4)
-    opt_D = make_optimizer([ours_discs[n] for n in ("GA", "GB", "LA", "LB")], lr, 1e-4)
+    opt_G = Recipe.adam(ours_gens, lr, (BETA1, BETA2), 1e-4)
+    opt_D = Recipe.adam([ours_discs[n] for n in ("GA", "GB", "LA", "LB")], lr, (BETA1, BETA2), 1e-4)
     weights = LossWeights()
     for _ in range(2):
         real_A, real_B = torch.rand(2, 2, 3, 16, 16, dtype=torch.float64) * 2 - 1

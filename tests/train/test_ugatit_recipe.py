@@ -1,4 +1,4 @@
-"""python -m train --model ugatit: U-GAT-IT's training step (against tests/ugatit_official.py's
+"""python -m train --model ugatit: U-GAT-IT's training step (against tests/official/ugatit.py's
 transcription of UGATIT.train), run outputs, exact resume, export / --init_from and DDP."""
 import copy
 import json
@@ -9,11 +9,10 @@ from PIL import Image
 from torch import nn
 
 import models
-from conftest import read_jsonl, run_train, torchrun, train_records
+from helpers import make_recipe, read_jsonl, run_train, torchrun, train_records
 from train import options
-from train.precision import Precision
 from train.recipes.ugatit import UGATIT, heatmap_image
-from ugatit_official import OfficialIteration, OfficialUGATITDiscriminator
+from official.ugatit import OfficialIteration, OfficialUGATITDiscriminator
 
 # 32 px: the global discriminator gets n_layers 4 (needs >= 12 px), the local one 3 (>= 6 px).
 BASE = ["--model", "ugatit", "--crop_size", "32", "--load_size", "32", "--ngf", "8", "--ndf", "8",
@@ -36,8 +35,7 @@ class WithCAM(nn.Module):
 
 
 def build_recipe(tmp_path, *args):
-    opt = options.parse([*args, "--checkpoints_dir", str(tmp_path)])
-    return UGATIT(opt, torch.device("cpu"), Precision("none", torch.device("cpu")))
+    return make_recipe(options.parse([*args, "--checkpoints_dir", str(tmp_path)]))
 
 
 @pytest.mark.parametrize("light", [False, True])

@@ -1,8 +1,9 @@
-"""Training recipes by --model name. A recipe is one file subclassing train.recipes.base.Recipe;
-registering it is one line in RECIPES: "name": "module:Class" (imported when first asked for)."""
+"""Training recipes by --model name. A recipe is one package under train/recipes/ whose class
+subclasses train.recipes.base.Recipe; registering it is one line in RECIPES: "name":
+"module:Class" (imported when first asked for)."""
 import importlib
 
-from .base import Recipe
+from .base import Recipe, RunContext
 
 RECIPES = {
     "cycle_gan": "train.recipes.cycle_gan:CycleGAN",
@@ -25,4 +26,4 @@ def add_recipe_options(parser) -> None:
         get_recipe(name).add_options(parser.add_argument_group(f"--model {name}"))
 
 
-__all__ = ["Recipe", "RECIPES", "DEFAULT_RECIPE", "get_recipe", "add_recipe_options"]
+__all__ = ["Recipe", "RunContext", "RECIPES", "DEFAULT_RECIPE", "get_recipe", "add_recipe_options"]

@@ -1,17 +1,20 @@
 """What a training recipe is: the part of a run that knows the model.
 
-The run (train/run.py) owns everything every recipe shares: the run folder and its lock,
+The run (train/run/) owns everything every recipe shares: the run folder and its lock,
 resume, checkpoint files, DDP, precision, data, signals, progress, metrics.jsonl, sample
 and report files. A recipe owns its networks, optimisers, schedulers, losses, per-step
-hooks, per-process state (e.g. image pools), sample rows and checkpoint extras.
+hooks, per-process state (e.g. image pools), sample rows and checkpoint extras. A recipe never
+imports the run: what it needs from it comes in a RunContext.
 
-To add a recipe: subclass Recipe in train/recipes/<name>.py and add one line to RECIPES in
-train/recipes/__init__.py; `python -m train --model <name>` then trains it.
+To add a recipe: a package train/recipes/<name>/ whose Recipe subclass is registered with one
+line in RECIPES (train/recipes/__init__.py); `python -m train --model <name>` then trains it, and
+tests/train/test_recipe_contract.py checks it keeps the contract below.
 
 Lifecycle, as the run calls it:
 
-    recipe = Recipe(opt, device, precision, rank)   # networks built and initialised
-    recipe.load_checkpoint_state(state)             # on --resume (state: this recipe's keys)
+    Recipe.derive_options(opt), validate_options(opt)  # at parse time, before any data is read
+    recipe = Recipe(opt, context)                   # networks built and initialised
+    recipe.load_checkpoint_state(state)             # on --resume (a RecipeState)
     recipe.load_rank_state(rank_state, device)      # on --resume with the same process count
     recipe.wrap_networks(fn)                        # torch.compile, then DDP (fn per network)
     for each batch:  losses = recipe.train_step(real_A, real_B)
@@ -21,10 +24,32 @@ Lifecycle, as the run calls it:
 """
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from models.inference import translate_batches
 from models.registry import generator_payload, unwrap
+from models.training_checkpoint import RecipeState
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the run knows before it builds the recipe.
+
+    device          where the networks live.
+    precision       train.run.precision.Precision: autocast(), backward(loss), step(optimizer),
+                    update() and the gradient scaler.
+    steps_per_epoch iterations of one epoch on each process.
+    rank, world_size  this process among the DDP processes (seed per-process state with rank).
+    """
+    device: torch.device
+    precision: object
+    steps_per_epoch: int
+    rank: int = 0
+    world_size: int = 1
 
 
 class Recipe:
@@ -39,7 +64,9 @@ class Recipe:
         option_defaults option values this recipe prefers over the parser's defaults
                         (e.g. {"lr": 1e-4, "crop_size": 256}); applied to every option the
                         user did not give explicitly, before --demo's preset.
+        demo_defaults   option values --demo uses with this recipe, over the run's demo preset.
         sample_caption  what the rows of sample_rows show, for index.html.
+        sample_rows_per_domain  how many rows sample_rows returns for each domain.
 
     Instance attributes (set by __init__; the run reads and saves them):
         generators      {"AtoB": net, "BtoA": net}: saved as generator payloads (so that
@@ -53,17 +80,18 @@ class Recipe:
     name = ""
     loss_names: tuple = ()
     option_defaults: dict = {}
+    demo_defaults: dict = {}
     sample_caption = ""
+    sample_rows_per_domain = 3
 
-    def __init__(self, opt, device: torch.device, precision, rank: int = 0):
-        """Build and initialise the networks, optimisers and schedulers on `device`.
+    def __init__(self, opt, context: RunContext):
+        """Build and initialise the networks, optimisers and schedulers on context.device.
 
         The run has seeded torch's RNG with opt.seed, identically on every process, so
-        the initial weights agree across DDP processes. `precision` (train.precision.Precision)
-        provides autocast() and the gradient scaler; `rank` is this process's DDP rank (seed
-        per-process state such as image pools with it).
+        the initial weights agree across DDP processes.
         """
-        self.opt, self.device, self.precision, self.rank = opt, device, precision, rank
+        self.opt, self.context = opt, context
+        self.device, self.precision, self.rank = context.device, context.precision, context.rank
         self.generators: dict[str, nn.Module] = {}
         self.discriminators: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -73,8 +101,50 @@ class Recipe:
     def add_options(cls, parser) -> None:
         """Add this recipe's own command-line options to `parser` (an argument group)."""
 
-    # --- one training iteration -----------------------------------------------------------
+    @classmethod
+    def own_options(cls) -> set:
+        """The dests of the options add_options adds (the parser refuses them under another --model)."""
+        import argparse
+        parser = argparse.ArgumentParser(add_help=False)
+        cls.add_options(parser.add_argument_group(cls.name))
+        return {action.dest for action in parser._actions}
 
+    @classmethod
+    def derive_options(cls, opt) -> None:
+        """Set options that follow from others (e.g. U-GAT-IT's --light picks --netG
+        ugatit_light); runs at parse time, after the defaults, before validate_options."""
+
+    @classmethod
+    def validate_options(cls, opt) -> None:
+        """Refuse option values this recipe cannot train with: raise train.options.OptionError
+        naming the option. Runs with the run's own option checks, before any data is read."""
+
+    # --- shared helpers ---------------------------------------------------------------------
+
+    def place(self, net: nn.Module) -> nn.Module:
+        """net on the device, channels_last with --channels_last."""
+        net.to(self.device)
+        if self.opt.channels_last:
+            net.to(memory_format=torch.channels_last)
+        return net
+
+    def set_discriminators_trainable(self, trainable: bool) -> None:
+        """Freeze (False) the discriminators while the generators step: no gradient reaches them."""
+        for net in self.discriminators.values():
+            net.requires_grad_(trainable)
+
+    @staticmethod
+    def adam(nets, lr: float, betas: tuple, weight_decay: float = 0.0) -> torch.optim.Adam:
+        """One Adam over the parameters of `nets`, in the order given."""
+        params = itertools.chain.from_iterable(net.parameters() for net in nets)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+    def translate(self, net: nn.Module, x: torch.Tensor, call=None):
+        """net(x) for samples: eval mode, no gradients, batches on the device, CPU float32 out
+        (models.inference.translate_batches; `call(net, xb)` for networks with more outputs)."""
+        return translate_batches(unwrap(net), x, self.device, channels_last=self.opt.channels_last, call=call)
+
+    # --- one training iteration -----------------------------------------------------------
     def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict:
         """One optimisation step on a batch of each domain. Returns {loss name: detached
         0-d tensor} with the keys of `loss_names`.
@@ -99,8 +169,8 @@ class Recipe:
 
     def sample_rows(self, real_A: torch.Tensor, real_B: torch.Tensor) -> list:
         """Rows of the sample grid for fixed CPU images real_A, real_B (N, C, H, W in [-1, 1]):
-        a list of CPU tensors of the same shape (heatmaps included, expanded to 3 channels).
-        Use train.samples.translate_batches to run a generator in eval mode without gradients."""
+        a list of 2 * sample_rows_per_domain CPU tensors of the same shape (heatmaps included,
+        expanded to 3 channels), the rows for A first. Use self.translate to run a generator."""
         raise NotImplementedError
 
     # --- networks -----------------------------------------------------------------------------
@@ -120,32 +190,31 @@ class Recipe:
 
     # --- checkpoints --------------------------------------------------------------------------
 
-    def checkpoint_state(self) -> dict:
+    def checkpoint_state(self) -> RecipeState:
         """This recipe's part of latest.pt (weights_only-safe: tensors and plain containers)."""
-        return {
-            "generators": {k: generator_payload(unwrap(net), self.opt.netG) for k, net in self.generators.items()},
-            "discriminators": {k: unwrap(net).state_dict() for k, net in self.discriminators.items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            **self.checkpoint_extras(),
-        }
+        return RecipeState(
+            generators={k: generator_payload(unwrap(net), self.opt.netG) for k, net in self.generators.items()},
+            discriminators={k: unwrap(net).state_dict() for k, net in self.discriminators.items()},
+            optimizers={k: o.state_dict() for k, o in self.optimizers.items()},
+            schedulers={k: s.state_dict() for k, s in self.schedulers.items()},
+            extras=self.checkpoint_extras())
 
-    def load_checkpoint_state(self, state: dict) -> None:
+    def load_checkpoint_state(self, state: RecipeState) -> None:
         for k, net in self.generators.items():
-            unwrap(net).load_state_dict(state["generators"][k]["state_dict"])
+            unwrap(net).load_state_dict(state.generators[k]["state_dict"])
         for k, net in self.discriminators.items():
-            unwrap(net).load_state_dict(state["discriminators"][k])
+            unwrap(net).load_state_dict(state.discriminators[k])
         for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+            o.load_state_dict(state.optimizers[k])
         for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
-        self.load_checkpoint_extras(state)
+            s.load_state_dict(state.schedulers[k])
+        self.load_checkpoint_extras(state.extras)
 
     def checkpoint_extras(self) -> dict:
         """Extra top-level entries for latest.pt (not per process); none by default."""
         return {}
 
-    def load_checkpoint_extras(self, state: dict) -> None:
+    def load_checkpoint_extras(self, extras: dict) -> None:
         """Read back what checkpoint_extras saved."""
 
     def rank_state(self) -> dict:

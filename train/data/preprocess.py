@@ -1,0 +1,38 @@
+"""The official CycleGAN preprocessing (get_transform): resize, crop, flip, to [-1, 1]."""
+import numpy as np
+from PIL import Image
+
+from .images import pil_to_tensor
+
+
+def make_power_2(img, base=4, method=Image.BICUBIC):
+    """Resize so both sides are multiples of `base` (rounded), as the official __make_power_2."""
+    ow, oh = img.size
+    h, w = max(base, int(round(oh / base) * base)), max(base, int(round(ow / base) * base))
+    if (h, w) == (oh, ow):
+        return img
+    return img.resize((w, h), method)
+
+
+def preprocess(img, opt_preprocess, load_size, crop_size, no_flip, rng):
+    """PIL RGB image -> tensor (3, H, W) in [-1, 1], as the official get_transform."""
+    if "resize" in opt_preprocess:
+        img = img.resize((load_size, load_size), Image.BICUBIC)
+    if "crop" in opt_preprocess:
+        w, h = img.size
+        if w < crop_size or h < crop_size:
+            img = img.resize((max(w, crop_size), max(h, crop_size)), Image.BICUBIC)
+            w, h = img.size
+        x = int(rng.integers(0, w - crop_size + 1))
+        y = int(rng.integers(0, h - crop_size + 1))
+        img = img.crop((x, y, x + crop_size, y + crop_size))
+    if opt_preprocess == "none":
+        img = make_power_2(img, 4)
+    if not no_flip and rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return pil_to_tensor(img)
+
+
+
+def preprocess_fn(img, opt_preprocess, load_size, crop_size):
+    return preprocess(img, opt_preprocess, load_size, crop_size, True, np.random.default_rng(0))
