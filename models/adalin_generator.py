@@ -21,6 +21,7 @@ from torch import nn
 
 from . import norms
 from .resnet import ResnetBlock
+from .save_memory import SavesMemory, set_save_memory
 
 MIN_SIZE = 8
 
@@ -66,11 +67,11 @@ class UpStage(nn.Module):
         return self.relu(self.norm(x, gamma, beta))
 
 
-class AdaLINGenerator(nn.Module):
+class AdaLINGenerator(SavesMemory, nn.Module):
     fixed_input_size = None  # any size divisible by 4, at least MIN_SIZE
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 6,
-                 norm_impl: str = "fused"):
+                 norm_impl: str = "fused", save_memory: bool = False, grad_checkpoint: bool = False):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -83,12 +84,13 @@ class AdaLINGenerator(nn.Module):
         self.up1 = UpStage(4 * ngf, 2 * ngf, 2 * ngf, norm_impl)
         self.up2 = UpStage(2 * ngf, ngf, ngf, norm_impl)
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7), nn.Tanh())
+        set_save_memory(self, save_memory, grad_checkpoint)
 
     def forward(self, x):
         self._check_input_size(x)
         full = self.stem(x)
         half = self.down1(full)
-        bottleneck = self.blocks(self.down2(half))
+        bottleneck = self.run(self.blocks, self.down2(half))
         (gamma1, beta1), (gamma2, beta2) = self.style(bottleneck)
         y = self.up1(bottleneck, half, gamma1, beta1)
         y = self.up2(y, full, gamma2, beta2)

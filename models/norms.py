@@ -5,6 +5,9 @@
     "free"   a per-channel affine stand-in (cyclegan_ext.reference.free_norm_like) for
              benchmarks measuring a network whose normalization costs nothing; its
              parameters differ, so its state_dict does not match the other two.
+    "torch"  torch.nn's own layers as the official CycleGAN builds them (nn.InstanceNorm2d,
+             then nn.ReLU(True) / nn.LeakyReLU(0.2, True)): the reference of benchmarks.
+             Instance norm only (torch.nn has no AdaLIN / LIN).
 
 Each factory returns a list: [norm] without activation, [norm, slot] with one. The slot is
 the activation module where the architecture has it (nn.ReLU / nn.LeakyReLU); when the norm
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from torch import nn
 
-NORM_IMPLS = ("fused", "eager", "free")
+NORM_IMPLS = ("fused", "eager", "free", "torch")
 
 
 def check_norm_impl(norm_impl: str) -> None:
@@ -38,6 +41,10 @@ def instance_norm(num_features: int, norm_impl: str, activation=None, negative_s
     check_norm_impl(norm_impl)
     if norm_impl == "free":
         return _free_norm_then(num_features, activation, negative_slope)
+    if norm_impl == "torch":
+        norm = nn.InstanceNorm2d(num_features, affine=False, track_running_stats=False)
+        _mark_as_norm(norm)
+        return [norm, *_activation_modules(activation, negative_slope)]
     cls = _instance_norm_class(norm_impl)
     norm = cls(num_features, affine=False, track_running_stats=False, activation=activation,
                negative_slope=negative_slope)
@@ -58,6 +65,9 @@ def _layer_instance_norm(class_for_impl, num_features, norm_impl, activation, ne
     check_norm_impl(norm_impl)
     if norm_impl == "free":
         return _free_norm_then(num_features, activation, negative_slope)
+    if norm_impl == "torch":
+        raise ValueError("norm_impl='torch' builds instance norm only: torch.nn has no AdaLIN / LIN; "
+                         "use 'eager' for the pure-PyTorch layers")
     cls = class_for_impl(norm_impl)
     norm = cls(num_features, unbiased=True, activation=activation, negative_slope=negative_slope)
     return _with_fused_slot(norm, activation)
@@ -113,11 +123,17 @@ def _free_norm_then(num_features, activation, negative_slope):
     norm = reference.free_norm_like(num_features)
     _mark_as_norm(norm)
     norm._models_free_norm = True
-    if activation is None:
-        return [norm]
+    return [norm, *_activation_modules(activation, negative_slope)]
+
+
+def _activation_modules(activation, negative_slope):
+    """[] or the official in-place activation module, where the norm layer does not apply it."""
+    _check_activation(activation)
+    if activation in (None, "none"):
+        return []
     if activation == "relu":
-        return [norm, nn.ReLU(inplace=True)]
-    return [norm, nn.LeakyReLU(negative_slope, inplace=True)]
+        return [nn.ReLU(inplace=True)]
+    return [nn.LeakyReLU(negative_slope, inplace=True)]
 
 
 def _check_activation(activation):

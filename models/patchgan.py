@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import norms
+from .save_memory import SavesMemory, set_save_memory
 
 KERNEL_SIZE = 4
 PADDING = 1
@@ -16,10 +17,11 @@ LEAKY_SLOPE = 0.2
 MAX_CHANNEL_MULTIPLIER = 8
 
 
-class NLayerDiscriminator(nn.Module):
+class NLayerDiscriminator(SavesMemory, nn.Module):
     """Maps an image to an (N, 1, H', W') map of real/fake logits, one per receptive patch."""
 
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm_impl: str = "fused"):
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm_impl: str = "fused",
+                 save_memory: bool = False):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
@@ -36,6 +38,7 @@ class NLayerDiscriminator(nn.Module):
             channels = out_channels
         layers += [nn.Conv2d(channels, 1, KERNEL_SIZE, stride=1, padding=PADDING)]
         self.model = nn.Sequential(*layers)
+        set_save_memory(self, save_memory)
 
     def forward(self, x):
-        return self.model(x)
+        return self.run(self.model, x)

@@ -17,6 +17,7 @@ from torch import nn
 
 from . import norms
 from .resnet import ResnetBlock
+from .save_memory import SavesMemory, set_save_memory
 
 N_DOWNSAMPLING = 2
 
@@ -39,7 +40,7 @@ class ResnetAdaLINBlock(nn.Module):
         return out + x
 
 
-class UGATITGenerator(nn.Module):
+class UGATITGenerator(SavesMemory, nn.Module):
     """U-GAT-IT's generator. forward(x) returns the image; forward(x, with_cam=True) (or
     forward_with_cam(x)) returns (image, cam_logit, heatmap) as U-GAT-IT's forward does. The
     keyword goes through DistributedDataParallel's forward, so training uses it.
@@ -49,7 +50,8 @@ class UGATITGenerator(nn.Module):
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 4,
-                 img_size: int = 256, light: bool = False, norm_impl: str = "fused"):
+                 img_size: int = 256, light: bool = False, norm_impl: str = "fused", save_memory: bool = False,
+                 grad_checkpoint: bool = False):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -99,6 +101,7 @@ class UGATITGenerator(nn.Module):
         self.DownBlock = nn.Sequential(*down_block)
         self.FC = nn.Sequential(*fc)
         self.UpBlock2 = nn.Sequential(*up_block)
+        set_save_memory(self, save_memory, grad_checkpoint)
 
     @property
     def fixed_input_size(self):
@@ -112,7 +115,7 @@ class UGATITGenerator(nn.Module):
     def forward_with_cam(self, x):
         """(image, cam_logit (N, 2), heatmap (N, 1, H/4, W/4)), as U-GAT-IT's forward."""
         self._check_input_size(x)
-        x = self.DownBlock(x)
+        x = self.run(self.DownBlock, x)
 
         gap_logit = self.gap_fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
         gap = x * self.gap_fc.weight[:, :, None, None]
@@ -129,7 +132,7 @@ class UGATITGenerator(nn.Module):
 
         for i in range(self.n_blocks):
             x = getattr(self, f"UpBlock1_{i + 1}")(x, gamma, beta)
-        return self.UpBlock2(x), cam_logit, heatmap
+        return self.run(self.UpBlock2, x), cam_logit, heatmap
 
     def _check_input_size(self, x):
         if x.dim() != 4:

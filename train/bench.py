@@ -13,7 +13,12 @@ Adam steps. Each generator architecture is built several ways with identical wei
     eager           the eager reference layers (pure PyTorch)
     compiled        the eager layers under torch.compile (what PyTorch alone offers)
     fused_compiled  our fused kernels under torch.compile
+    fused+save_memory   fused, each norm+activation(+pad) output rebuilt in the backward (--save_memory)
+    fused+save_memory+grad_checkpoint   and each residual block run again in the backward
     free            a "free norm" stand-in (a per-channel affine map, which costs almost nothing)
+    official        the official CycleGAN's layers and optimiser: torch.nn.InstanceNorm2d + in-place
+                    ReLU / LeakyReLU, and torch.optim.Adam with its defaults (per parameter on the
+                    CPU, foreach on CUDA) where our recipes use the fused Adam
 
 The builds are timed round-robin in one process. The free build gives the floor, so
 
@@ -23,17 +28,28 @@ The builds are timed round-robin in one process. The free build gives the floor,
 Memory: the activation bytes autograd saves for the backward of a training iteration (what
 the iteration holds at its peak beyond weights and optimiser state), for fused and eager;
 on the GPU also how far one step raises torch.cuda.max_memory_allocated.
+
+    python -m train.bench --count [--config official] [--sizes 256,512,1024] [--json F]
+
+counts instead of timing, per build against the official one: the ATen operations one whole
+iteration dispatches (below autograd, views left out: each is a kernel launch on a GPU), the
+activation MB it saves for the backward at each --sizes (each storage once, parameters left
+out; counted on the meta device, so any size is quick and the bytes are those of every
+device), and the host milliseconds of one iteration at 32 px, ngf/ndf 8, one thread, where the
+host's work (Python, dispatch, autograd) is what the time measures.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import statistics
 import sys
 import time
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import models
 
@@ -44,10 +60,15 @@ from .recipes.cycle_gan import CycleGAN
 from .run.compile import compile_recipe
 from .run.precision import Precision
 
-BUILDS = {  # name: (norm_impl, torch.compile)
-    "fused": ("fused", False), "eager": ("eager", False), "compiled": ("eager", True),
-    "fused_compiled": ("fused", True), "free": ("free", False),
+BUILDS = {  # name: (norm_impl, training options)
+    "fused": ("fused", []), "eager": ("eager", []), "compiled": ("eager", ["--compile"]),
+    "fused_compiled": ("fused", ["--compile"]), "free": ("free", []), "official": ("torch", []),
+    "fused+save_memory": ("fused", ["--save_memory"]),
+    "fused+save_memory+grad_checkpoint": ("fused", ["--save_memory", "--grad_checkpoint"]),
 }
+# --count: the reference first (the ratios' denominator)
+COUNT_BUILDS = ("official", "fused", "eager", "fused+save_memory", "fused+save_memory+grad_checkpoint")
+HOST_SIZE, HOST_WIDTH = 32, 8  # --count: host time at a size where the host's work dominates
 DEFAULT_BUILDS = ("fused", "eager", "compiled", "free")
 DEFAULT_ARCHS = ("resnet_9blocks", "adalin", "ugatit_light")
 CONFIGS = {  # presets: options they set
@@ -60,18 +81,19 @@ class BenchSetup:
     """One build of the cycle_gan recipe on fixed random images."""
 
     def __init__(self, arch, build, img_size, device, args, weights=None):
-        norm_impl, compile_it = BUILDS[build]
+        norm_impl, options = BUILDS[build]
         argv = ["--netG", arch, "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--crop_size", str(img_size),
                 "--batch_size", str(args.batch_size)]
-        opt = training_parser().parse_args(argv + (["--channels_last"] if args.channels_last else []))
+        opt = training_parser().parse_args(argv + options + (["--channels_last"] if args.channels_last else []))
         opt.norm_impl = norm_impl  # "free" is a benchmark-only choice, not a training option
         torch.manual_seed(0)
-        self.recipe = CycleGAN(opt, RunContext(device, Precision("none", device), steps_per_epoch=1))
+        recipe = OfficialCycleGAN if build == "official" else CycleGAN
+        self.recipe = recipe(opt, RunContext(device, Precision("none", device), steps_per_epoch=1))
         self.nets = list(self.recipe.networks().values())
         if weights is not None:  # the same weights in every build
             for net, state in zip(self.nets, weights):
                 net.load_state_dict(state, strict=norm_impl != "free")
-        self.mark_step = compile_recipe(self.recipe, args.compile_mode, device) if compile_it else None
+        self.mark_step = compile_recipe(self.recipe, args.compile_mode, device) if opt.compile else None
         fmt = torch.channels_last if args.channels_last else torch.contiguous_format
         gen = torch.Generator().manual_seed(1)
         shape = (args.batch_size, 3, img_size, img_size)
@@ -91,6 +113,107 @@ class BenchSetup:
         if self.mark_step is not None:
             self.mark_step()
         self.recipe.generators["AtoB"](self.real_A)
+
+
+class OfficialCycleGAN(CycleGAN):
+    """The official model's iteration, the reference of the benchmarks: each generator call on
+    its own (six per iteration, two per discriminator step) and torch.optim.Adam with its default
+    implementation. Built with norm_impl "torch", it is the official CycleGAN's step."""
+
+    def __init__(self, opt, context):
+        super().__init__(opt, context)
+        self.optimizers = {"G": self.default_adam(self.generators), "D": self.default_adam(self.discriminators)}
+
+    def default_adam(self, nets):
+        params = itertools.chain(*(net.parameters() for net in nets.values()))
+        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+
+    def forward(self):
+        self.fake_B = self.G_A(self.real_A)
+        self.rec_A = self.G_B(self.fake_B)
+        self.fake_A = self.G_B(self.real_B)
+        self.rec_B = self.G_A(self.fake_A)
+        if self.opt.lambda_identity > 0:
+            self.idt_A, self.idt_B = self.G_A(self.real_B), self.G_B(self.real_A)
+
+    def backward_D_basic(self, net_D, real, fake):
+        with self.precision.autocast():
+            loss = (self.gan_loss(net_D(real), True) + self.gan_loss(net_D(fake), False)) * 0.5
+        self.precision.backward(loss)
+        return loss
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the ATen operations dispatched below autograd, views left out."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_iteration(setup) -> int:
+    setup.train_step()  # the first step creates the optimiser states
+    with OpCounter() as counter:
+        setup.train_step()
+    return counter.count
+
+
+def host_ms_per_iteration(arch, build, args, reps) -> float:
+    """Median ms of one iteration at HOST_SIZE px, ngf / ndf HOST_WIDTH, one CPU thread."""
+    tiny = argparse.Namespace(**{**vars(args), "ngf": HOST_WIDTH, "ndf": HOST_WIDTH})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        step = BenchSetup(arch, build, HOST_SIZE, torch.device("cpu"), tiny).train_step
+        return 1e3 * time_round_robin({build: step}, torch.device("cpu"), warmup=2, reps=max(reps, 5))[build]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def count_rows(arch, args) -> list:
+    """One row per COUNT_BUILDS build: ops, saved MB per size, host ms; ratios to official."""
+    rows = []
+    for build in COUNT_BUILDS:
+        ops = ops_per_iteration(BenchSetup(arch, build, args.sizes[0], torch.device(args.device), args))
+        saved = {size: saved_activation_bytes(BenchSetup(arch, build, size, torch.device("meta"), args)) / 2**20
+                 for size in args.sizes}
+        rows.append({"build": build, "arch": arch, "ops_per_iteration": ops, "saved_mb": saved[args.sizes[-1]],
+                     "saved_mb_by_size": saved, "host_ms": host_ms_per_iteration(arch, build, args, args.reps)})
+    reference = rows[0]
+    for row in rows:
+        row["ops_ratio"] = row["ops_per_iteration"] / reference["ops_per_iteration"]
+        row["saved_ratio"] = row["saved_mb"] / reference["saved_mb"]
+        row["host_ratio"] = row["host_ms"] / reference["host_ms"]
+    return rows
+
+
+def format_count_row(row, sizes):
+    saved = " ".join(f"{row['saved_mb_by_size'][s]:9.0f}" for s in sizes)
+    return (f"{row['arch']:15s} {row['build']:34s} {row['ops_per_iteration']:8d} {row['ops_ratio']:6.2f}x "
+            f"{saved} {row['saved_ratio']:6.2f}x {row['host_ms']:8.1f} {row['host_ratio']:6.2f}x")
+
+
+def count_main(args, started):
+    print(f"# {started:%Y-%m-%d %H:%M} UTC, ops counted on {args.device}, saved MB on the meta device, host ms at "
+          f"{HOST_SIZE} px / ngf {HOST_WIDTH} / 1 thread; torch {torch.__version__}, batch {args.batch_size}, "
+          f"ngf {args.ngf}, ndf {args.ndf}")
+    print(f"{'arch':15s} {'build':34s} {'ops':>8s} {'ratio':>7s} "
+          + " ".join(f"{f'MB {s}px':>9s}" for s in args.sizes) + f" {'ratio':>7s} {'host ms':>8s} {'ratio':>7s}")
+    rows = []
+    for arch in args.archs:
+        for row in count_rows(arch, args):
+            rows.append(row)
+            print(format_count_row(row, args.sizes), flush=True)
+    if args.json:
+        report = {"date": started.isoformat(), "torch": torch.__version__, "batch_size": args.batch_size,
+                  "ngf": args.ngf, "ndf": args.ndf, "sizes": args.sizes, "results": rows}
+        atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=1).encode()), what="results file")
+    return rows
 
 
 def synchronize(device):
@@ -146,18 +269,23 @@ def saved_activation_bytes(setup) -> int:
     eager layers keep several full-size intermediates. Each storage is counted once;
     parameters are left out (they are held anyway).
     """
-    param_ptrs = {p.data_ptr() for net in setup.nets for p in net.parameters()}
+    params = {_storage_id(p) for net in setup.nets for p in net.parameters()}
     seen = {}
 
-    def pack(t):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in param_ptrs:
-            seen[ptr] = t.untyped_storage().nbytes()
+    def pack(t):  # what the forward keeps: recomputation inside the backward is transient
+        if torch._C._current_graph_task_id() == -1 and _storage_id(t) not in params:
+            seen[_storage_id(t)] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         setup.train_step()
     return sum(seen.values())
+
+
+def _storage_id(t):
+    """Which storage t views: the storage's own address, which, unlike data_ptr(), also tells
+    storages apart on the meta device (where the byte counts can be had for any size)."""
+    return t.untyped_storage()._cdata
 
 
 def peak_step_bytes(setup, device) -> int | None:
@@ -205,6 +333,9 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="smoke test: resnet_6blocks, ngf/ndf 8, 32 px, 1 warmup + 1 repetition")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--count", action="store_true",
+                   help="count instead of timing: ATen ops per iteration, saved activation MB per --sizes, host "
+                        "ms at 32 px; builds official, fused, eager (see above)")
     args = p.parse_args(argv)
     _apply_presets(p, args, argv)
     _check(p, args)
@@ -259,6 +390,8 @@ def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
     started = datetime.datetime.now(datetime.timezone.utc)
+    if args.count:
+        return count_main(args, started)
     print(f"# {started:%Y-%m-%d %H:%M} UTC, device {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch_size}, ngf {args.ngf}, ndf {args.ndf}, "
           f"median of {args.reps} after {args.warmup} warmup")

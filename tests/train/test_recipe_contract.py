@@ -120,6 +120,20 @@ def test_a_stopped_and_resumed_run_continues_exactly(model, tmp_path):
                 assert torch.equal(tensor, other[name]), (part, key, name)
 
 
+def test_save_memory_and_grad_checkpoint_change_no_result_and_checkpoints_stay_interchangeable(model, tmp_path):
+    args = [*tiny(model), "--print_freq", "1", *QUIET]
+    memory = ["--save_memory", "--grad_checkpoint"]
+    assert run_train("--name", "plain", "--checkpoints_dir", tmp_path, *args, "--max_steps", STEPS) == 0
+    assert run_train("--name", "saving", "--checkpoints_dir", tmp_path, *args, "--max_steps", 3) == 0
+    assert run_train("--name", "saving", "--checkpoints_dir", tmp_path, "--resume", *memory, "--max_steps", STEPS) == 0
+    assert torch.load(tmp_path / "saving" / "latest.pt", weights_only=True)["opt"]["save_memory"] is True
+    names = get_recipe(model).loss_names
+    plain, saving = (train_records(tmp_path / name) for name in ("plain", "saving"))
+    # The units and the checkpointed blocks run the same kernels on the same values in the same
+    # order as the plain networks (tests/models/test_save_memory.py): the losses are equal.
+    assert [[r[k] for k in names] for r in saving] == [[r[k] for k in names] for r in plain]
+
+
 def test_sample_rows_have_the_documented_shape(model):
     opt = options.parse(tiny(model))
     recipe = make_recipe(opt)

@@ -21,7 +21,7 @@ def validate(opt):
     (Recipe.validate_options), then the folders: --dataroot must hold trainA/trainB (folder
     dataset), and --checkpoints_dir is created if needed and must accept a file."""
     for check in (_check_rules, _check_epochs, _check_sizes, _check_channels, _check_device, _check_name,
-                  _check_recipe, _check_dataroot, _check_checkpoints_dir):
+                  _check_memory, _check_recipe, _check_dataroot, _check_checkpoints_dir):
         check(opt)
     return opt
 
@@ -32,6 +32,16 @@ def _check_rules(opt):
     for name, (ok, expected) in rules.items():
         if hasattr(opt, name) and not ok(getattr(opt, name)):
             raise OptionError(f"--{name} must be {expected}, got {getattr(opt, name)}")
+
+
+def _check_memory(opt):
+    if getattr(opt, "save_memory", False):
+        if getattr(opt, "compile", False):
+            raise OptionError("--save_memory does not work with --compile (torch.compile plans the memory of "
+                              "the graphs it builds); use one or the other")
+        if getattr(opt, "amp", "none") != "none":
+            raise OptionError(f"--save_memory does not work with --amp {opt.amp} yet (its units run in float32); "
+                              "use --grad_checkpoint with --amp")
 
 
 def _check_recipe(opt):

@@ -100,6 +100,11 @@ def build_table(recipes, default_recipe) -> OptionTable:
     a("--device", default=None, resume=True, help="cuda when available, else cpu")
     a("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA (fp16 with a grad scaler)")
     a("--channels_last", action="store_true", help="channels_last memory format for images and networks")
+    a("--save_memory", action="store_true", resume=True,
+      help="keep less for the backward: each norm+activation(+pad) output is rebuilt from the norm's input "
+           "instead of kept (same results; not with --amp or --compile)")
+    a("--grad_checkpoint", action="store_true", resume=True,
+      help="keep only each residual block's input and run the block again in the backward (same results)")
     a("--compile", action="store_true", resume=True,
       help="torch.compile the generators and discriminators (fullgraph; the first steps compile)")
     a("--compile_mode", choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),

@@ -103,7 +103,8 @@ class UGATIT(Recipe):
         self.weights = LossWeights(opt.adv_weight, opt.cycle_weight, opt.identity_weight, opt.cam_weight)
         config = generator_config(opt.netG, input_nc=opt.input_nc, output_nc=opt.output_nc, ngf=opt.ngf,
                                   n_blocks=opt.n_blocks, img_size=opt.crop_size)
-        self.generators = {k: models.build_generator(opt.netG, norm_impl=opt.norm_impl, **config)
+        memory = {"save_memory": opt.save_memory, "grad_checkpoint": opt.grad_checkpoint}
+        self.generators = {k: models.build_generator(opt.netG, norm_impl=opt.norm_impl, **config, **memory)
                            for k in ("AtoB", "BtoA")}
         channels = {"A": opt.input_nc, "B": opt.output_nc}
         depth = {"G": opt.n_layers_global, "L": opt.n_layers_local}
