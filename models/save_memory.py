@@ -97,6 +97,14 @@ def _run(prefix, x):
     return x
 
 
+def _grads(output, inputs, needs, grad_output):
+    """d output / d input (vector-Jacobian with grad_output) for each input that needs one;
+    None for the others."""
+    wanted = [t for t, need in zip(inputs, needs) if need and t.requires_grad]
+    found = iter(torch.autograd.grad(output, wanted, grad_output, allow_unused=True) if wanted else ())
+    return [next(found) if need and t.requires_grad else None for t, need in zip(inputs, needs)]
+
+
 class _RecomputedInput(torch.autograd.Function):
     @staticmethod
     def forward(ctx, prefix, conv, n_prefix_params, x, *params):
@@ -119,10 +127,7 @@ class _RecomputedInput(torch.autograd.Function):
             conv.stride, conv.padding, conv.dilation, isinstance(conv, nn.ConvTranspose2d),
             getattr(conv, "output_padding", (0, 0)), conv.groups,
             [any(needs[:n + 1]), needs[n + 1], conv.bias is not None and needs[n + 2]])
-        wanted = [t for t, need in zip([leaf, *prefix_params], needs[:n + 1]) if need and t.requires_grad]
-        found = iter(torch.autograd.grad(u, wanted, grad_u, allow_unused=True) if wanted and u.requires_grad else ())
-        prefix_grads = [next(found) if need and t.requires_grad else None
-                        for t, need in zip([leaf, *prefix_params], needs[:n + 1])]
+        prefix_grads = _grads(u, [leaf, *prefix_params], needs[:n + 1], grad_u)
         return (None, None, None, *prefix_grads, grad_weight if needs[n + 1] else None,
                 grad_bias if conv.bias is not None and needs[n + 2] else None)
 
@@ -171,6 +176,4 @@ class _RecomputedBlock(torch.autograd.Function):
                 torch.cuda.set_rng_state(cuda_state, x.device)
             leaf = x.detach().requires_grad_(needs[0])
             y = ctx.module(leaf)
-        wanted = [t for t, need in zip([leaf, *params], needs) if need and t.requires_grad]
-        found = iter(torch.autograd.grad(y, wanted, grad_out, allow_unused=True) if wanted else ())
-        return (None, None, *[next(found) if need and t.requires_grad else None for t, need in zip([leaf, *params], needs)])
+        return (None, None, *_grads(y, [leaf, *params], needs, grad_out))

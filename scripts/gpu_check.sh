@@ -35,12 +35,18 @@ CUDA_TEST_LIMIT="${CUDA_TEST_LIMIT:-50}"
 OP_TEST_LIMIT="${OP_TEST_LIMIT:-35}"
 BENCH_LIMIT="${BENCH_LIMIT:-25}"
 OVERHEAD_LIMIT="${OVERHEAD_LIMIT:-15}"
-E2E_LIMIT="${E2E_LIMIT:-40}"                 # fused vs eager, batch 1 and 4
+E2E_LIMIT="${E2E_LIMIT:-40}"                 # fused vs eager (batch 1: + official, save_memory), batch 1 and 4
 E2E_COMPILE_LIMIT="${E2E_COMPILE_LIMIT:-90}" # + torch.compile, batch 1 (compiles first: heaviest, last)
 STAGE_SUM=$((BUILD_LIMIT + CUDA_TEST_LIMIT + OP_TEST_LIMIT + BENCH_LIMIT + OVERHEAD_LIMIT + E2E_LIMIT + E2E_COMPILE_LIMIT))
 MAX_FILES=8
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
+# batch 1 also measures the official iteration and the memory builds (saved MB and
+# torch.cuda.max_memory_allocated of one step for each); batch 4 the kernels' share only
+e2e_builds() {
+  if [ "$1" -eq 1 ]; then echo fused,eager,free,official,fused+save_memory,fused+save_memory+grad_checkpoint
+  else echo fused,eager,free; fi
+}
 
 if [ "$DRY_RUN" -eq 1 ]; then
   DEVICE=cpu; BENCH_SHAPES=1x8x8x8; E2E=(--quick); E2E_BATCHES=(1); REPS=2; OVERHEAD_ARGS=(--reps 2 --calls 20)
@@ -141,7 +147,7 @@ RC_OVERHEAD=$?
 RC_E2E=0
 for b in "${E2E_BATCHES[@]}"; do
   stage "end-to-end training step, batch $b" "$((E2E_LIMIT / ${#E2E_BATCHES[@]}))" "e2e_b$b.log" "$PYTHON" -m train.bench \
-    --device "$DEVICE" "${E2E[@]}" --batch_size "$b" --builds fused,eager,free --modes train --json "$OUT/e2e_b$b.json"
+    --device "$DEVICE" "${E2E[@]}" --batch_size "$b" --builds "$(e2e_builds "$b")" --modes train --json "$OUT/e2e_b$b.json"
   rc=$?; [ "$rc" -ne 0 ] && RC_E2E=$rc
 done
 stage "end-to-end training step with torch.compile, batch 1" "$E2E_COMPILE_LIMIT" e2e_compiled.log "$PYTHON" -m train.bench \

@@ -32,7 +32,8 @@ on the GPU also how far one step raises torch.cuda.max_memory_allocated.
     python -m train.bench --count [--config official] [--sizes 256,512,1024] [--json F]
 
 counts instead of timing, per build against the official one: the ATen operations one whole
-iteration dispatches (below autograd, views left out: each is a kernel launch on a GPU), the
+iteration dispatches (below autograd, views left out: each is a kernel launch on a GPU; counted
+at 32 px, the count does not depend on the image size), the
 activation MB it saves for the backward at each --sizes (each storage once, parameters left
 out; counted on the meta device, so any size is quick and the bytes are those of every
 device), and the host milliseconds of one iteration at 32 px, ngf/ndf 8, one thread, where the
@@ -163,14 +164,16 @@ def ops_per_iteration(setup) -> int:
     return counter.count
 
 
-def host_ms_per_iteration(arch, build, args, reps) -> float:
-    """Median ms of one iteration at HOST_SIZE px, ngf / ndf HOST_WIDTH, one CPU thread."""
+def host_ms_per_iteration(arch, builds, args, reps) -> dict:
+    """{build: median ms of one iteration} at HOST_SIZE px, ngf / ndf HOST_WIDTH, one CPU thread,
+    the builds interleaved."""
     tiny = argparse.Namespace(**{**vars(args), "ngf": HOST_WIDTH, "ndf": HOST_WIDTH})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        step = BenchSetup(arch, build, HOST_SIZE, torch.device("cpu"), tiny).train_step
-        return 1e3 * time_round_robin({build: step}, torch.device("cpu"), warmup=2, reps=max(reps, 5))[build]
+        steps = {b: BenchSetup(arch, b, HOST_SIZE, torch.device("cpu"), tiny).train_step for b in builds}
+        times = time_round_robin(steps, torch.device("cpu"), warmup=2, reps=max(reps, 5))
+        return {b: 1e3 * t for b, t in times.items()}
     finally:
         torch.set_num_threads(threads)
 
@@ -178,12 +181,13 @@ def host_ms_per_iteration(arch, build, args, reps) -> float:
 def count_rows(arch, args) -> list:
     """One row per COUNT_BUILDS build: ops, saved MB per size, host ms; ratios to official."""
     rows = []
+    host_ms = host_ms_per_iteration(arch, COUNT_BUILDS, args, args.reps)
     for build in COUNT_BUILDS:
-        ops = ops_per_iteration(BenchSetup(arch, build, args.sizes[0], torch.device(args.device), args))
+        ops = ops_per_iteration(BenchSetup(arch, build, HOST_SIZE, torch.device(args.device), args))
         saved = {size: saved_activation_bytes(BenchSetup(arch, build, size, torch.device("meta"), args)) / 2**20
                  for size in args.sizes}
         rows.append({"build": build, "arch": arch, "ops_per_iteration": ops, "saved_mb": saved[args.sizes[-1]],
-                     "saved_mb_by_size": saved, "host_ms": host_ms_per_iteration(arch, build, args, args.reps)})
+                     "saved_mb_by_size": saved, "host_ms": host_ms[build]})
     reference = rows[0]
     for row in rows:
         row["ops_ratio"] = row["ops_per_iteration"] / reference["ops_per_iteration"]
@@ -199,7 +203,7 @@ def format_count_row(row, sizes):
 
 
 def count_main(args, started):
-    print(f"# {started:%Y-%m-%d %H:%M} UTC, ops counted on {args.device}, saved MB on the meta device, host ms at "
+    print(f"# {started:%Y-%m-%d %H:%M} UTC, ops counted on {args.device} at {HOST_SIZE} px, saved MB on the meta device, host ms at "
           f"{HOST_SIZE} px / ngf {HOST_WIDTH} / 1 thread; torch {torch.__version__}, batch {args.batch_size}, "
           f"ngf {args.ngf}, ndf {args.ndf}")
     print(f"{'arch':15s} {'build':34s} {'ops':>8s} {'ratio':>7s} "
@@ -262,24 +266,33 @@ def removed_share(t):
 
 
 def saved_activation_bytes(setup) -> int:
-    """Bytes of activations autograd keeps for the backward of one training iteration.
+    """The most activation bytes autograd keeps at once for a backward in one training iteration.
 
-    That is what a training iteration holds at its peak on top of the weights and optimiser
-    state, and what fused normalization saves: it keeps x and per-channel statistics where the
-    eager layers keep several full-size intermediates. Each storage is counted once;
-    parameters are left out (they are held anyway).
+    A step saves tensors during a forward and frees them in the backward that follows; the
+    iteration's peak is the largest such set (the generator step's: every generator call and
+    the discriminators judging the fakes). That is what it holds on top of the weights and
+    optimiser state, and what fused normalization and save_memory reduce. Each storage is
+    counted once, parameters are left out (they are held anyway), and what a backward itself
+    recomputes (save_memory, grad_checkpoint) is transient and left out too.
     """
     params = {_storage_id(p) for net in setup.nets for p in net.parameters()}
-    seen = {}
+    phases = [{}]  # storage -> bytes, one dict per forward -> backward cycle
 
-    def pack(t):  # what the forward keeps: recomputation inside the backward is transient
+    def pack(t):
         if torch._C._current_graph_task_id() == -1 and _storage_id(t) not in params:
-            seen[_storage_id(t)] = t.untyped_storage().nbytes()
+            if phases[-1] is None:
+                phases[-1] = {}
+            phases[-1][_storage_id(t)] = t.untyped_storage().nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    def unpack(t):  # a backward runs: what comes next is saved by another forward
+        if phases[-1] is not None:
+            phases.append(None)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         setup.train_step()
-    return sum(seen.values())
+    return max(sum(phase.values()) for phase in phases if phase)
 
 
 def _storage_id(t):
@@ -301,14 +314,15 @@ def peak_step_bytes(setup, device) -> int | None:
 
 
 def memory_row(setups, device):
-    """Saved activations (and GPU peak) of the fused and eager builds, where both are built."""
-    if not {"fused", "eager"} <= set(setups):
-        return {}
-    saved = {b: saved_activation_bytes(setups[b]) for b in ("fused", "eager")}
-    peaks = {b: peak_step_bytes(setups[b], device) for b in ("fused", "eager")}
-    return {"saved_fused": saved["fused"], "saved_eager": saved["eager"],
-            "saved_ratio": saved["fused"] / saved["eager"],
-            "gpu_peak_fused": peaks["fused"], "gpu_peak_eager": peaks["eager"]}
+    """Saved activation bytes (and on the GPU the peak of one step) of every build that runs
+    uncompiled (a compiled graph keeps its intermediates inside it); saved_ratio is fused /
+    eager where both ran."""
+    builds = [b for b in setups if "--compile" not in BUILDS[b][1]]
+    row = {f"saved_{b}": saved_activation_bytes(setups[b]) for b in builds}
+    row.update({f"gpu_peak_{b}": peak_step_bytes(setups[b], device) for b in builds})
+    if {"saved_fused", "saved_eager"} <= set(row):
+        row["saved_ratio"] = row["saved_fused"] / row["saved_eager"]
+    return row
 
 
 def parse_args(argv=None):
@@ -378,6 +392,9 @@ def format_row(row, builds):
         text += (f" {row['saved_fused'] / 2**20:14.0f} {row['saved_eager'] / 2**20:7.0f} {row['saved_ratio']:6.2f}")
         if row["gpu_peak_fused"] is not None:
             text += f" {row['gpu_peak_fused'] / 2**20:17.0f} {row['gpu_peak_eager'] / 2**20:7.0f}"
+    others = [k for k in row if k.startswith(("saved_", "gpu_peak_")) and k.split("_", 2)[-1] not in ("fused", "eager")
+              and k != "saved_ratio" and row[k] is not None]
+    text += "".join(f"  {k} {row[k] / 2**20:.0f} MB" for k in others)
     return text
 
 

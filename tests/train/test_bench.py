@@ -40,3 +40,20 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         bench.parse_args(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_count_writes_one_object_per_build_with_ratios_against_the_official_iteration(tmp_path, capsys):
+    out = tmp_path / "count.json"
+    bench.main(["--count", "--quick", "--sizes", "32,64", "--reps", "1", "--json", str(out)])
+    rows = json.loads(out.read_text())["results"]
+    assert [r["build"] for r in rows] == list(bench.COUNT_BUILDS) and rows[0]["build"] == "official"
+    by_build = {r["build"]: r for r in rows}
+    for r in rows:
+        assert r["ops_per_iteration"] > 0 and r["host_ms"] > 0 and r["saved_mb"] == r["saved_mb_by_size"]["64"]
+        assert r["ops_ratio"] == pytest.approx(r["ops_per_iteration"] / rows[0]["ops_per_iteration"])
+        assert r["saved_ratio"] == pytest.approx(r["saved_mb"] / rows[0]["saved_mb"])
+    # the same networks at twice the side keep about four times the bytes
+    assert 3 < by_build["fused"]["saved_mb_by_size"]["64"] / by_build["fused"]["saved_mb_by_size"]["32"] < 5
+    saving = by_build["fused+save_memory"]["saved_mb"]
+    assert by_build["fused+save_memory+grad_checkpoint"]["saved_mb"] < saving < by_build["fused"]["saved_mb"]
+    assert "fused+save_memory" in capsys.readouterr().out
