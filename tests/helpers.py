@@ -36,10 +36,12 @@ def train_command(args):
     return [sys.executable, "-m", "train", *map(str, args)]
 
 
-def spawn_train(args):
-    """python -m train in a child process (stdout and stderr together, as text)."""
+def spawn_train(args, new_session=False):
+    """python -m train in a child process (stdout and stderr together, as text); with
+    new_session, in a process group of its own (its DataLoader workers join it), as a terminal
+    runs a command."""
     return subprocess.Popen(train_command(args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, start_new_session=new_session)
 
 
 def run_train_process(args, timeout=CHILD_TIMEOUT_S):

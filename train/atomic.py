@@ -29,10 +29,12 @@ def atomic_write(path, write, what="file", error_type=AtomicWriteError):
     `path`. An OSError anywhere in the write becomes `error_type`, saying what happened to the
     device and that the previous `what` at `path` is intact."""
     path = os.fspath(path)
+    _refuse_non_regular(path, what, error_type)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + _TEMP_MARK, suffix=_TEMP_SUFFIX, dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; a file open() makes follows the umask
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -47,6 +49,29 @@ def atomic_write(path, write, what="file", error_type=AtomicWriteError):
         error.errno = os_error.errno
         raise error from failure
     _fsync_folder(folder)
+
+
+def _refuse_non_regular(path, what, error_type):
+    """A device node, FIFO, socket or folder at `path` is never replaced (a symlink to a regular
+    file is: the link is replaced, its target left alone)."""
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise error_type(f"{path} exists and is not a regular file; refusing to replace it with the {what} "
+                         "(choose another path)")
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc), else by
+    setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def cleanup_stale_temporaries(folder):

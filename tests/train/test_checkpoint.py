@@ -4,6 +4,7 @@ import pickle
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -219,3 +220,31 @@ def test_other_write_errors_name_the_file_and_reason(tmp_path, monkeypatch):
                                                       "there was no previous file and nothing was written"):
         atomic.atomic_write(tmp_path / "out.bin", refuse)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask_as_open_would(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        atomic.atomic_write(tmp_path / "out.bin", lambda f: f.write(b"x"))
+        ckpt.atomic_save({"a": torch.ones(1)}, tmp_path / "c.pt")
+    finally:
+        os.umask(previous)
+    for name in ("out.bin", "c.pt"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == mode
+
+
+def test_a_non_regular_file_is_never_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(atomic.AtomicWriteError, match="is not a regular file; refusing to replace it"):
+        atomic.atomic_write(fifo, lambda f: f.write(b"x"))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(atomic.AtomicWriteError, match="not a regular file"):
+        ckpt.atomic_save({}, tmp_path / "folder")
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"old")
+    (tmp_path / "link").symlink_to(target)
+    atomic.atomic_write(tmp_path / "link", lambda f: f.write(b"new"))  # the link is replaced, not its target
+    assert target.read_bytes() == b"old" and (tmp_path / "link").read_bytes() == b"new"

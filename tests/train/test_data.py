@@ -268,3 +268,22 @@ def test_folder_without_a_readable_image_fails_when_the_dataset_is_built(tmp_pat
     with pytest.warns(UserWarning, match="skipping unreadable image"):
         with pytest.raises(data.DataError, match=r"no readable image among the 2 in .*trainA"):
             data.UnalignedDataset(root, load_size=36, crop_size=32)   # in the main process, not a worker
+
+
+# EXIF orientation: 1 as stored, 6 turn 90 degrees clockwise, 8 anticlockwise, 3 half a turn
+@pytest.mark.parametrize("orientation, upright_size, red_corner", [
+    (1, (40, 24), "top left"), (6, (24, 40), "top right"), (8, (24, 40), "bottom left"), (3, (40, 24), "bottom right")])
+def test_exif_orientation_is_applied_when_an_image_is_read(tmp_path, orientation, upright_size, red_corner):
+    # A phone stores a sideways photo sideways with an EXIF tag saying how to turn it; every
+    # reader (training data, translate, evaluate) goes through load_rgb.
+    pixels = np.zeros((24, 40, 3), dtype=np.uint8)
+    pixels[:4, :4] = (255, 0, 0)  # a red corner shows which way the stored image was turned
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=100)
+    img = data.load_rgb(path)
+    assert img.size == upright_size
+    arr = np.asarray(img).astype(int)
+    corners = {"top left": arr[1, 1], "top right": arr[1, -2], "bottom left": arr[-2, 1], "bottom right": arr[-2, -2]}
+    assert [name for name, (r, g, b) in corners.items() if r > 200 and g < 60 and b < 60] == [red_corner]

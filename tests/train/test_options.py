@@ -48,6 +48,9 @@ def test_learning_rate_must_be_finite_and_positive(capsys, ckdir, value):
     (["--crop_size", "30"], "--crop_size must be a multiple of 4"),
     (["--input_nc", "1"], "--input_nc must be 3"),
     (["--beta1", "1"], "--beta1 must be a number in [0, 1)"),
+    (["--seed=-1"], "--seed must be an integer in [0, 2**63)"),
+    (["--seed", str(2 ** 64)], "--seed must be an integer in [0, 2**63)"),
+    (["--synthetic_seed=-5"], "--synthetic_seed must be an integer in [0, 2**63)"),
 ])
 def test_numbers_that_cannot_work(capsys, ckdir, argv, message):
     assert message in parse_error(capsys, *argv, *ckdir)

@@ -1,8 +1,10 @@
 """The run folder under concurrent starts, kills before the first save and unusable paths.
 Lock and kill tests use real processes. (A full disk while saving: test_cli_errors.py.)"""
+import json
 import os
 
 import pytest
+import torch
 
 from helpers import LOSSES, TINY, run_train, run_train_process, spawn_train, train_records, wait_for_step
 
@@ -64,19 +66,37 @@ def test_simultaneous_starts_into_one_folder_never_both_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_plain_rerun_after_a_kill_before_the_first_save_starts_afresh(tmp_path):
+def test_plain_rerun_after_a_kill_before_the_first_save_is_refused_and_resume_restarts(tmp_path):
     args = ["--name", "k", "--checkpoints_dir", tmp_path, *NO_SAVE]
     first = spawn_train(args)
     try:
         wait_for_step(tmp_path / "k", 3, first)
     finally:
         _kill(first)
+    logged = [r["step"] for r in train_records(tmp_path / "k")]
     again = run_train_process([*args, "--max_steps", "2"])
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "stopped before its first checkpoint" in again.stdout + again.stderr
-    assert [r["step"] for r in train_records(tmp_path / "k")] == [1, 2]  # the dead run's log is gone
-    samples = sorted(os.listdir(tmp_path / "k" / "samples"))
-    assert samples == ["step_0000002.png"]
+    assert again.returncode == 2, again.stdout + again.stderr
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stopped before its first checkpoint" in lines[0] and "add --resume" in lines[0]
+    assert [r["step"] for r in train_records(tmp_path / "k")] == logged  # nothing was touched
+    restarted = run_train_process(["--name", "k", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "2"])
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert [r["step"] for r in train_records(tmp_path / "k")] == [1, 2]  # the dead run's log, replaced as asked
+    assert sorted(os.listdir(tmp_path / "k" / "samples")) == ["step_0000002.png"]
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_best_checkpoint_without_latest_is_never_replaced(tmp_path, capsys, resume):
+    args = ["--name", "b", "--checkpoints_dir", tmp_path, *TINY, "--max_steps", "2"]
+    assert run_train(*args) == 0
+    folder = tmp_path / "b"
+    os.replace(folder / "latest.pt", folder / "best.pt")  # a folder whose latest.pt was lost
+    kept = {name: (folder / name).read_bytes() for name in ("best.pt", "metrics.jsonl")}
+    capsys.readouterr()
+    assert run_train(*(["--name", "b", "--checkpoints_dir", tmp_path, "--resume"] if resume else args)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds best.pt but no latest.pt" in err[0]
+    assert {name: (folder / name).read_bytes() for name in kept} == kept
 
 
 def test_resume_with_nothing_there_still_refuses_and_leaves_no_folder(tmp_path, capsys):
@@ -96,3 +116,53 @@ def test_unusable_run_folder_is_a_one_line_error_before_data(tmp_path, capsys, m
     assert run_train("--name", "taken", "--checkpoints_dir", tmp_path, *TINY, "--max_steps", "1") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: cannot use the run folder {tmp_path / 'taken'}")
+
+
+def test_a_diverging_run_stops_with_one_line_and_writes_strict_json(tmp_path, capsys):
+    args = ["--name", "d", "--checkpoints_dir", tmp_path, *TINY, "--print_freq", "1", "--save_latest_freq", "2",
+            "--display_freq", "1000", "--eval_freq", "1000", "--lr", "1e8", "--max_steps", "6"]
+    assert run_train(*args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: training diverged: a loss was not finite at or before step")
+    assert "this run used 1e+08" in err[0]
+    lines = (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl")) for line in lines]
+    assert any(r[k] is None for r in records for k in LOSSES)  # the non-finite step, logged as null
+    saved = tmp_path / "d" / "latest.pt"
+    if saved.exists():  # only a state whose losses were all finite may have been written
+        state = torch.load(saved, weights_only=True)
+        assert all(torch.isfinite(t).all() for p in state["generators"].values() for t in p["state_dict"].values())
+
+
+@pytest.mark.parametrize("print_freq", ["1", "100"])  # caught by the logging step, or by the save
+def test_a_non_finite_loss_never_replaces_the_last_finite_checkpoint(tmp_path, capsys, monkeypatch, print_freq):
+    from train.recipes.cycle_gan import CycleGAN
+    args = ["--name", "n", "--checkpoints_dir", tmp_path, *TINY, "--print_freq", print_freq,
+            "--save_latest_freq", "2", "--display_freq", "1000", "--eval_freq", "1000"]
+    assert run_train(*args, "--max_steps", "2") == 0
+    before = (tmp_path / "n" / "latest.pt").read_bytes()
+    original = CycleGAN.train_step
+
+    def poisoned(recipe, real_A, real_B):
+        losses = original(recipe, real_A, real_B)
+        return {**losses, "cycle_A": losses["cycle_A"] * float("nan")}
+
+    monkeypatch.setattr(CycleGAN, "train_step", poisoned)
+    capsys.readouterr()
+    assert run_train("--name", "n", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "6") == 1
+    err = capsys.readouterr().err
+    assert "training diverged" in err and f"{tmp_path / 'n' / 'latest.pt'} keeps step 2" in err
+    assert (tmp_path / "n" / "latest.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("key", ["optimizers", "scaler", "rank_states", "batch_in_epoch"])
+def test_a_checkpoint_missing_a_part_is_one_line_on_resume(tmp_path, capsys, key):
+    assert run_train("--name", "m", "--checkpoints_dir", tmp_path, *TINY, "--max_steps", "2") == 0
+    path = tmp_path / "m" / "latest.pt"
+    state = torch.load(path, weights_only=True)
+    del state[key]
+    torch.save(state, path)
+    capsys.readouterr()
+    assert run_train("--name", "m", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "3") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot be resumed: it has no {key}" in err[0] and str(path) in err[0]

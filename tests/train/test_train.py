@@ -140,6 +140,23 @@ def test_sigint_saves_and_sigkill_resumes(tmp_path, reference_run):
     assert _losses(train_records(tmp_path / "s")) == _losses(reference_run)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_closed_terminal_or_sigterm_saves_like_ctrl_c(tmp_path, signum):
+    # Sent to the whole process group, as a closing terminal sends SIGHUP: the DataLoader worker
+    # gets it too and must leave the stopping to the main process.
+    args = ["--name", "h", "--checkpoints_dir", tmp_path, *RESUME_ARGS, "--max_steps", "500", "--num_threads", "1",
+            "--n_epochs", "100"]
+    proc = spawn_train(args, new_session=True)
+    wait_for_step(tmp_path / "h", 2, proc)
+    os.killpg(proc.pid, signum)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert signal.Signals(signum).name in out and "--resume" in out
+    logged = max(r["step"] for r in train_records(tmp_path / "h"))
+    assert torch.load(tmp_path / "h" / "latest.pt", weights_only=True)["step"] >= logged >= 2
+
+
 def test_channels_last_and_vanilla_gan_and_resnet(tmp_path):
     code = run_train("--name", "cl", "--checkpoints_dir", tmp_path, *TINY, "--channels_last", "--gan_mode", "vanilla",
                      "--netG", "resnet_6blocks", "--max_steps", "1", "--eval_freq", "1")

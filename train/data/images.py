@@ -1,7 +1,7 @@
 """Reading images of any Pillow mode as RGB, and the tensor <-> image conversions ([-1, 1])."""
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def pil_to_tensor(img):
@@ -10,10 +10,11 @@ def pil_to_tensor(img):
 
 
 def load_rgb(path):
-    """Open an image of any Pillow mode as RGB, keeping its content (see to_rgb)."""
+    """Open an image of any Pillow mode as RGB, keeping its content (see to_rgb), turned upright
+    as its EXIF orientation says (a phone photo taken sideways is stored sideways with a tag)."""
     with Image.open(path) as img:
         img.load()
-        return to_rgb(img)
+        return to_rgb(ImageOps.exif_transpose(img))
 
 
 def to_rgb(img):

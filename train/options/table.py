@@ -17,6 +17,7 @@ POSITIVE_OR_NONE = (lambda v: v is None or v >= 1, "an integer >= 1 (or not give
 FINITE_NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 FINITE_POSITIVE = (lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 UNIT_INTERVAL = (lambda v: 0 <= v < 1, "a number in [0, 1)")
+SEED = (lambda v: 0 <= v < 2 ** 63, "an integer in [0, 2**63) (numpy's and torch's generators take no other)")
 
 
 class OptionTable:
@@ -52,7 +53,7 @@ def build_table(recipes, default_recipe) -> OptionTable:
     a("--dataset", choices=("folder", "synthetic"), default=None,
       help="'folder' when --dataroot is given, else 'synthetic' (the embedded seeded dataset)")
     a("--synthetic_size", type=int, default=1000, rule=POSITIVE, help="training scenes per domain (synthetic)")
-    a("--synthetic_seed", type=int, default=0, help="seed of the synthetic scenes (and test split)")
+    a("--synthetic_seed", type=int, default=0, rule=SEED, help="seed of the synthetic scenes (and test split)")
     a("--max_dataset_size", type=int, default=None, rule=POSITIVE_OR_NONE,
       help="use at most this many images per domain (default: all)")
     a("--preprocess", default="resize_and_crop", choices=("resize_and_crop", "crop", "resize", "none"),
@@ -68,7 +69,7 @@ def build_table(recipes, default_recipe) -> OptionTable:
     a("--checkpoints_dir", default="./checkpoints", resume=True, help="runs are written to CHECKPOINTS_DIR/NAME")
     a("--resume", "--continue_train", dest="resume", action="store_true", resume=True,
       help="continue the run in checkpoints_dir/name exactly where it stopped")
-    a("--seed", type=int, default=0, help="seed of the weights, the data order and the image pools")
+    a("--seed", type=int, default=0, rule=SEED, help="seed of the weights, the data order and the image pools")
     a("--max_steps", type=int, default=None, rule=POSITIVE_OR_NONE, resume=True,
       help="stop (and save) after this many iterations")
     a("--demo", action="store_true", resume=True, help="small synthetic run that learns in a few minutes on a CPU")

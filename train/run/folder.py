@@ -18,7 +18,7 @@ class RunFolder:
 
     CHECKPOINT, BEST_CHECKPOINT, OPTIONS, METRICS = "latest.pt", "best.pt", "opt.json", "metrics.jsonl"
     SAMPLES, INDEX_HTML, LOSS_PLOT, EVAL_PLOT, LOCK = "samples", "index.html", "losses.png", "eval.png", ".lock"
-    MARKERS = (CHECKPOINT, OPTIONS, METRICS, SAMPLES)  # a folder holding any of them holds a run
+    MARKERS = (CHECKPOINT, BEST_CHECKPOINT, OPTIONS, METRICS, SAMPLES)  # a folder holding any of them holds a run
     REPORT = (METRICS, LOSS_PLOT, EVAL_PLOT, INDEX_HTML)  # what a run that never saved leaves
 
     def __init__(self, checkpoints_dir, name):
@@ -54,18 +54,24 @@ class RunFolder:
                 return "resume"
             raise RunError(f"{self.path} already holds a run ({', '.join(self.present_markers())}). Use --resume "
                            f"(or --continue_train) to continue it, or choose another --name, or delete the folder.")
-        if not self.present_markers():
+        found = self.present_markers()
+        if not found:
             if resume:
                 raise RunError(f"--resume: no checkpoint at {self.checkpoint} (nothing to resume)")
             return "fresh"
+        if os.path.exists(self.best_checkpoint):
+            raise RunError(f"{self.path} holds {self.BEST_CHECKPOINT} but no {self.CHECKPOINT} "
+                           f"({', '.join(found)}): there is nothing to resume from, and starting again would replace "
+                           f"{self.BEST_CHECKPOINT}; move the folder's files away (or choose another --name)")
         # A run that stopped before its first checkpoint: its logs cannot be continued.
         stopped = f"{self.path} holds a run that stopped before its first checkpoint{self._last_logged_step()}"
+        if not resume:
+            raise RunError(f"{stopped} ({', '.join(found)}). To start it again from step 0 with its saved options "
+                           f"(its logs and sample grids are replaced), add --resume; or choose another --name, or "
+                           f"delete the folder")
         self.clear_logs()
-        if resume:
-            log(f"{stopped}: nothing to resume, so --resume starts it again from step 0 with its saved options")
-            return "restart" if os.path.exists(self.options) else "fresh"
-        log(f"{stopped} (nothing was saved to lose): starting afresh in its place")
-        return "fresh"
+        log(f"{stopped}: nothing to resume, so --resume starts it again from step 0 with its saved options")
+        return "restart" if os.path.exists(self.options) else "fresh"
 
     def _last_logged_step(self):
         from .report import read_jsonl

@@ -2,6 +2,7 @@
 paths come from the RunFolder)."""
 import html
 import json
+import math
 import os
 
 import numpy as np
@@ -20,7 +21,7 @@ class MetricsLog:
 
     def append(self, record):
         with open(self.path, "a") as f:
-            f.write(json.dumps(record, allow_nan=True) + "\n")
+            f.write(strict_json(record) + "\n")
             f.flush()
 
     def truncate_after(self, step):
@@ -28,8 +29,14 @@ class MetricsLog:
         if not os.path.exists(self.path):
             return
         keep = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
-        text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in keep)
+        text = "".join(strict_json(r) + "\n" for r in keep)
         atomic_write(self.path, lambda f: f.write(text.encode()), what="metrics log")
+
+
+def strict_json(record: dict) -> str:
+    """One line of strict JSON: a NaN or infinite number is written as null."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()},
+                      allow_nan=False)
 
 
 def read_jsonl(path):
@@ -76,7 +83,7 @@ def plot_curves(folder, loss_names):
         for k in loss_names:
             if k in train[0]:
                 ax = axes[0] if k.startswith(("D_", "G_")) else axes[1]
-                ax.plot(steps, [r[k] for r in train], label=k)
+                ax.plot(steps, [_number(r[k]) for r in train], label=k)
         axes[0].set_title("adversarial losses")
         axes[1].set_title("reconstruction losses")
         written.append(_finish_figure(plt, fig, axes, folder.loss_plot))
@@ -87,7 +94,7 @@ def plot_curves(folder, loss_names):
             for key, label, style in ((f"{metric}_AtoB", "G(A) vs true B", "-o"),
                                       (f"{metric}_BtoA", "F(B) vs true A", "-o"),
                                       (f"{metric}_identity_AtoB", "identity baseline (A vs B)", "--")):
-                ax.plot(steps, [r[key] for r in evals], style, label=label, markersize=3)
+                ax.plot(steps, [_number(r[key]) for r in evals], style, label=label, markersize=3)
             ax.set_title(metric.upper() + (" (dB)" if metric == "psnr" else ""))
         written.append(_finish_figure(plt, fig, axes, folder.eval_plot))
     return written
@@ -121,6 +128,11 @@ def write_index(folder, opt_dict, sample_caption):
     parts.append("</body></html>")
     page = "\n".join(parts).encode()
     atomic_write(folder.index_html, lambda f: f.write(page), what="run page")
+
+
+def _number(value):
+    """A logged value for plotting: null (a non-finite value) is a gap in the curve."""
+    return float("nan") if value is None else value
 
 
 def _finish_figure(plt, fig, axes, path):

@@ -22,6 +22,7 @@ from ..recipes import RunContext, get_recipe
 from . import checkpoint as ckpt
 from . import compile as compiling
 from . import distributed, report
+from .divergence import FiniteLosses, TrainingDiverged, diverged_message, non_finite
 from .folder import RunError, RunFolder, merge_resumed_options
 from .lock import RunFolderInUse, RunLock
 from .precision import Precision
@@ -68,6 +69,8 @@ class Run:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.last_eval = None
         self.fid = None  # FIDTracker on rank 0 of a folder run with testA / testB and the weights
+        self.finite = FiniteLosses()
+        self.saved_step = None  # the step latest.pt holds
 
     def execute(self):
         try:
@@ -183,6 +186,7 @@ class Run:
         recipe.load_checkpoint_state(state["recipe"])
         recipe.precision.scaler.load_state_dict(progress.scaler)
         self.step, self.epoch, self.batch_in_epoch = progress.step, progress.epoch, progress.batch_in_epoch
+        self.saved_step = progress.step
         if self.fid is not None and progress.best_fid is not None:
             self.fid.best = progress.best_fid
         ranks = progress.rank_states
@@ -285,6 +289,7 @@ class Run:
         """Count the step; log, sample, evaluate and save at their frequencies. The losses stay
         on the device until a logging step reads them."""
         opt = self.opt
+        self.finite.update(losses)
         self.step += 1
         self.batch_in_epoch += 1
         now = time.perf_counter()
@@ -312,14 +317,24 @@ class Run:
         if self.bar is not None:
             shown = " ".join(f"{k} {v:.3f}" for k, v in values.items())
             self.bar.set_postfix_str(f"ep {self.epoch + 1}/{self.total_epochs} {shown}", refresh=False)
+        if non_finite(values):
+            self.diverged(non_finite(values))
+
+    def diverged(self, found=None):
+        raise TrainingDiverged(diverged_message(self.step, found, self.saved_step, self.folder.checkpoint,
+                                                self.opt.lr))
 
     # --- outputs ----------------------------------------------------------------------------
 
     def save(self):
-        """Gather every rank's own state and RNG states; rank 0 writes latest.pt atomically."""
+        """Gather every rank's own state and RNG states; rank 0 writes latest.pt atomically.
+        Every rank refuses when some rank's losses were not finite since it started."""
+        if self.dist.all_min(1 if self.finite.all_finite() else 0) == 0:
+            self.diverged()
         ranks = self.dist.gather_to_main(self.own_rank_state())
         if self.dist.is_main:
             ckpt.atomic_save(self.checkpoint_payload(ranks), self.folder.checkpoint)
+        self.saved_step = self.step
 
     def own_rank_state(self):
         return {**self.recipe.rank_state(), ckpt.RNG_KEY: ckpt.rng_state()}

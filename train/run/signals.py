@@ -1,4 +1,5 @@
-"""Ctrl-C / SIGTERM during training: finish the step, save, stop. A second signal aborts."""
+"""Ctrl-C, SIGTERM and SIGHUP (a closed terminal or ssh session) during training: finish the
+step, save, stop. A second signal aborts."""
 import signal
 import sys
 
@@ -7,7 +8,7 @@ class GracefulStop:
     """Context manager installing the handlers (in the main thread); `.signal` is the first
     signal received, or None."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, log):
         self.log = log
@@ -37,6 +38,9 @@ class GracefulStop:
 
 
 def ignore_sigint_in_worker(_worker_id):
-    """DataLoader worker_init_fn: Ctrl-C is handled by the main process (save, then exit);
-    the workers must not die first."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """DataLoader worker_init_fn: Ctrl-C, a closed terminal and a SIGTERM sent to the process
+    group (kill -TERM -PGID, a job scheduler) reach every process, and the main process handles
+    them (finish the step, save, then stop its workers); a worker must not die first: the
+    DataLoader would raise in the main process wherever it happens to be."""
+    for signum in GracefulStop.SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
