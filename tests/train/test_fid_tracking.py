@@ -99,3 +99,14 @@ def test_best_follows_the_lowest_fid_across_a_resume(tmp_path, stand_in_inceptio
 def test_is_best_only_for_a_strictly_lower_fid(scores, expected):
     tracker = FIDTracker(test_paths=None, size=32, extract=None, device="cpu")
     assert [tracker.is_best(s) for s in scores] == expected
+
+
+def test_without_torch_fidelity_training_goes_on_and_says_why(tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import torch_fidelity now fails
+    root = make_root(tmp_path / "data")
+    code = run_train("--name", "g", "--checkpoints_dir", tmp_path / "ck", "--dataroot", root, *TINY,
+                     "--num_threads", "0", "--eval_freq", "1", "--max_steps", "2")
+    assert code == 0
+    assert "no FID during training: FID / KID need the torch-fidelity package" in capsys.readouterr().out
+    assert not fid_records(tmp_path / "ck" / "g")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from ..cli import MissingDependencyError
 from ..data import DataError, image_paths
 from .fid_kid import evaluate
 from .inception import InceptionFeatures, InceptionWeightsError, resolve_weights
@@ -33,7 +34,7 @@ class FIDTracker:
         try:
             test_paths = {d: image_paths(f) for d, f in zip("AB", folders)}
             extract = feature_extractor or cls._inception(opt.inception_weights, device)
-        except (InceptionWeightsError, DataError) as error:
+        except (InceptionWeightsError, DataError, MissingDependencyError) as error:  # train on, without FID
             log(f"no FID during training: {error}")
             return None
         return cls(test_paths, opt.crop_size, extract, device)
