@@ -3,6 +3,7 @@ best.pt is the checkpoint of the lowest mean FID, and it survives a resume. The 
 network is replaced by a stand-in feature extractor (a test double): these tests check the
 run's bookkeeping, tests/train/test_fid_kid.py checks the metrics themselves."""
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -62,13 +63,20 @@ def test_fid_every_eval_freq_and_best_checkpoint(tmp_path, stand_in_inception):
     assert torch.load(run_dir / "best.pt", weights_only=True)["step"] == best["step"]
 
 
-def test_without_the_weights_training_goes_on_and_says_why(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("missing, reason", [
+    ("weights", "no FID during training"),
+    ("torch-fidelity", "no FID during training: FID / KID need the torch-fidelity package"),
+])
+def test_without_the_weights_or_torch_fidelity_training_goes_on_and_says_why(tmp_path, monkeypatch, capsys,
+                                                                               missing, reason):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))  # no cached weights either
+    if missing == "torch-fidelity":
+        monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import torch_fidelity now fails
     root = make_root(tmp_path / "data")
     code = run_train("--name", "f", "--checkpoints_dir", tmp_path / "ck", "--dataroot", root, *TINY,
                      "--num_threads", "0", "--eval_freq", "1", "--max_steps", "2")
     assert code == 0
-    assert "no FID during training" in capsys.readouterr().out
+    assert reason in capsys.readouterr().out
     assert not fid_records(tmp_path / "ck" / "f")
     assert not os.path.exists(tmp_path / "ck" / "f" / "best.pt")
 
@@ -99,14 +107,3 @@ def test_best_follows_the_lowest_fid_across_a_resume(tmp_path, stand_in_inceptio
 def test_is_best_only_for_a_strictly_lower_fid(scores, expected):
     tracker = FIDTracker(test_paths=None, size=32, extract=None, device="cpu")
     assert [tracker.is_best(s) for s in scores] == expected
-
-
-def test_without_torch_fidelity_training_goes_on_and_says_why(tmp_path, monkeypatch, capsys):
-    import sys
-    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import torch_fidelity now fails
-    root = make_root(tmp_path / "data")
-    code = run_train("--name", "g", "--checkpoints_dir", tmp_path / "ck", "--dataroot", root, *TINY,
-                     "--num_threads", "0", "--eval_freq", "1", "--max_steps", "2")
-    assert code == 0
-    assert "no FID during training: FID / KID need the torch-fidelity package" in capsys.readouterr().out
-    assert not fid_records(tmp_path / "ck" / "g")

@@ -28,7 +28,7 @@ def validate(opt):
 
 def _check_rules(opt):
     from .table import option_facts
-    rules, _ = option_facts()
+    rules = option_facts()[0]
     for name, (ok, expected) in rules.items():
         if hasattr(opt, name) and not ok(getattr(opt, name)):
             raise OptionError(f"--{name} must be {expected}, got {getattr(opt, name)}")
@@ -46,16 +46,17 @@ def _check_memory(opt):
 
 def _check_recipe(opt):
     """The recipe's own checks, and no option of another recipe given (it would be ignored)."""
-    from ..recipes import RECIPES, get_recipe
-    recipe = get_recipe(opt.model)
-    mine = recipe.own_options()
-    for name in RECIPES:
-        foreign = (get_recipe(name).own_options() - mine) & set(getattr(opt, "_explicit", ()))
+    from ..recipes import get_recipe
+    from .table import option_facts
+    recipe_options = option_facts()[2]
+    mine = recipe_options[opt.model]
+    for name, theirs in recipe_options.items():
+        foreign = (theirs - mine) & set(getattr(opt, "_explicit", ()))
         if foreign:
             flags = ", ".join(f"--{dest}" for dest in sorted(foreign))
             raise OptionError(f"{flags}: an option of --model {name}, not of --model {opt.model}; "
                               f"drop it or train --model {name}")
-    recipe.validate_options(opt)
+    get_recipe(opt.model).validate_options(opt)
 
 
 def _check_epochs(opt):

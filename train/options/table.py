@@ -28,6 +28,7 @@ class OptionTable:
         self.parser = parser
         self.rules: dict[str, tuple] = {}
         self.resume_may_change: set[str] = set()
+        self.recipe_options: dict[str, frozenset] = {}  # --model name -> the dests its own group adds
 
     def add(self, *flags, rule=None, resume=False, **argparse_kwargs):
         action = self.parser.add_argument(*flags, **argparse_kwargs)
@@ -126,7 +127,9 @@ def build_table(recipes, default_recipe) -> OptionTable:
     a("--eval_size", type=int, default=64, rule=POSITIVE, help="paired test scenes for evaluation")
     a("--no_progress", action="store_true", resume=True, help="no progress bar")
     for name, recipe in recipes.items():
-        recipe.add_options(parser.add_argument_group(f"--model {name}"))
+        group = parser.add_argument_group(f"--model {name}")
+        recipe.add_options(group)
+        t.recipe_options[name] = frozenset(action.dest for action in group._group_actions)
     return t
 
 
@@ -138,6 +141,7 @@ def recipe_table() -> OptionTable:
 
 @functools.lru_cache(maxsize=None)
 def option_facts() -> tuple:
-    """(rules by dest, dests a resume may change), read off the table once per process."""
+    """(rules by dest, dests a resume may change, each recipe's own dests), read off the table
+    once per process."""
     table = recipe_table()
-    return table.rules, frozenset(table.resume_may_change)
+    return table.rules, frozenset(table.resume_may_change), table.recipe_options

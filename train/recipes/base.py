@@ -123,14 +123,6 @@ class Recipe:
         """Add this recipe's own command-line options to `parser` (an argument group)."""
 
     @classmethod
-    def own_options(cls) -> set:
-        """The dests of the options add_options adds (the parser refuses them under another --model)."""
-        import argparse
-        parser = argparse.ArgumentParser(add_help=False)
-        cls.add_options(parser.add_argument_group(cls.name))
-        return {action.dest for action in parser._actions}
-
-    @classmethod
     def derive_options(cls, opt) -> None:
         """Set options that follow from others (e.g. U-GAT-IT's --light picks --netG
         ugatit_light); runs at parse time, after the defaults, before validate_options."""
