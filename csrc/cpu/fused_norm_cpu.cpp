@@ -8,6 +8,10 @@
 //
 // Results do not depend on the thread count: every reduction runs over a fixed partition
 // (a plane, or a fixed block of channels_last rows) and partials are combined in order.
+//
+// Range: the passes run in the scalar type. Where float32 statistics overflowed or underflowed
+// (moments_reliable, norm_math.h), those of the plane or sample are recomputed from x in
+// double, a slow scalar pass that only such data pays for.
 #include "../norm_ops.h"
 #include "row_loops.h"
 
@@ -15,6 +19,7 @@
 #include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace cyclegan_ext {
@@ -38,6 +43,46 @@ int64_t grain_for(int64_t elements_per_item) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, elements_per_item));
 }
 
+// Where channel c of a sample lives: element i of the channel at c * plane_stride + i * elem_stride.
+struct SampleLayout {
+  int64_t plane_stride, elem_stride;
+};
+SampleLayout nchw_sample(const Shape& s) { return {s.M, 1}; }
+SampleLayout nhwc_sample(const Shape& s) { return {1, s.C}; }
+
+// Exact mean and M2 of x[0], x[stride], ... (M values) in double: corrected two-pass.
+template <typename T>
+void wide_moments(const T* x, int64_t M, int64_t stride, double* mean, double* m2) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < M; ++i) sum += static_cast<double>(x[i * stride]);
+  const double mu = sum / static_cast<double>(M);
+  double d = 0.0, q = 0.0;
+  for (int64_t i = 0; i < M; ++i) {
+    const double a = static_cast<double>(x[i * stride]) - mu;
+    d += a;
+    q += a * a;
+  }
+  corrected_two_pass(mu, d, q, static_cast<double>(M), mean, m2);
+}
+
+// All statistics of one sample xn recomputed in double (its float32 ones were not reliable).
+template <typename T>
+void wide_sample_statistics(const T* xn, const Shape& s, SampleLayout layout, bool unbiased, T eps, T* mean_c,
+                            T* rstd_c, T* mean_l, T* rstd_l) {
+  std::vector<double> mean(s.C), m2(s.C);
+  for (int64_t c = 0; c < s.C; ++c) {
+    wide_moments(xn + c * layout.plane_stride, s.M, layout.elem_stride, &mean[c], &m2[c]);
+  }
+  double ml, rl;
+  sample_statistics(mean.data(), m2.data(), s.C, s.M, unbiased, static_cast<double>(eps), &ml, &rl);
+  for (int64_t c = 0; c < s.C; ++c) {
+    mean_c[c] = narrow<T>(mean[c]);
+    rstd_c[c] = narrow<T>(m2[c]);  // now the rstd
+  }
+  *mean_l = narrow<T>(ml);
+  *rstd_l = narrow<T>(rl);
+}
+
 template <typename T>
 struct Params {
   const T* weight;  // (N, C)
@@ -46,13 +91,17 @@ struct Params {
   bool instance;    // rho is identically 1: no cross-channel totals needed
 };
 
-// Per-channel forward coefficients of sample n; rstd_c holds the m2 of each channel on entry.
+// Per-channel forward coefficients of sample n (data xn); rstd_c holds the m2 of each channel
+// on entry.
 template <typename T>
-void sample_forward_coefficients(int64_t n, const Shape& s, const Params<T>& p, bool unbiased, T eps, T* mean_c,
-                                 T* rstd_c, T* mean_l, T* rstd_l, T* a, T* b) {
+void sample_forward_coefficients(int64_t n, const T* xn, const Shape& s, SampleLayout layout, const Params<T>& p,
+                                 bool unbiased, T eps, T* mean_c, T* rstd_c, T* mean_l, T* rstd_l, T* a, T* b) {
   T* mc = mean_c + n * s.C;
   T* rc = rstd_c + n * s.C;
-  sample_statistics(mc, rc, s.C, s.M, unbiased, eps, mean_l + n, rstd_l + n);
+  const bool reliable = sample_statistics(mc, rc, s.C, s.M, unbiased, eps, mean_l + n, rstd_l + n);
+  if (has_wider_type<T> && !reliable) {
+    wide_sample_statistics(xn, s, layout, unbiased, eps, mc, rc, mean_l + n, rstd_l + n);
+  }
   for (int64_t c = 0; c < s.C; ++c) {
     forward_coefficients(p.weight[n * s.C + c], p.bias[n * s.C + c], p.rho[c], mc[c], rc[c], mean_l[n],
                          rstd_l[n], a + c, b + c);
@@ -61,29 +110,54 @@ void sample_forward_coefficients(int64_t n, const Shape& s, const Params<T>& p, 
 
 // ---------------------------------------------------------------- forward, NCHW
 
+// Mean and rstd of one NCHW plane, and its M2 for the layer statistics. Returns false where
+// the plane's statistics had to be recomputed in double: its sample's layer statistics then
+// must be too.
+template <typename T>
+bool plane_statistics(const T* x, int64_t M, bool unbiased, T eps, T* mean, T* m2, T* rstd) {
+  const T denominator = T(M) - (unbiased ? T(1) : T(0));
+  run_moments(x, M, mean, m2);
+  if (has_wider_type<T> && !moments_reliable(*mean, *m2, denominator, eps)) {
+    double wide_mean, wide_m2;
+    wide_moments(x, M, 1, &wide_mean, &wide_m2);
+    *mean = narrow<T>(wide_mean);
+    *rstd = narrow<T>(rstd_from_m2(wide_m2, static_cast<double>(denominator), static_cast<double>(eps)));
+    return false;
+  }
+  *rstd = rstd_from_m2(*m2, denominator, eps);
+  return true;
+}
+
 template <typename T>
 void forward_nchw(const T* x, T* y, const Shape& s, const Params<T>& p, bool unbiased, T eps, int64_t act, T slope,
                   T* mean_c, T* rstd_c, T* mean_l, T* rstd_l) {
   const int64_t C = s.C, M = s.M;
-  const T u = unbiased ? T(1) : T(0);
   if (p.instance) {
     std::vector<T> m2(s.N * C);
+    std::vector<char> reliable(s.N * C);  // char, not vector<bool>: written from several threads
     at::parallel_for(0, s.N * C, grain_for(M), [&](int64_t begin, int64_t end) {
       for (int64_t nc = begin; nc < end; ++nc) {
-        T mean, m2_nc;
-        run_moments(x + nc * M, M, &mean, &m2_nc);
-        const T rstd = rstd_from_m2(m2_nc, T(M) - u, eps);
+        T mean, rstd;
+        reliable[nc] = plane_statistics(x + nc * M, M, unbiased, eps, &mean, &m2[nc], &rstd);
         mean_c[nc] = mean;
-        m2[nc] = m2_nc;
         rstd_c[nc] = rstd;
         T a, b;
         forward_coefficients(p.weight[nc], p.bias[nc], T(1), mean, rstd, T(0), T(0), &a, &b);
         run_apply(x + nc * M, y + nc * M, M, mean, a, b, act, slope);
       }
     });
-    // Layer statistics are part of the op's outputs even when unused.
+    // Layer statistics are part of the op's outputs even when unused. Where they need the
+    // double recomputation, the planes' own statistics (already applied) are left as they are.
+    std::vector<T> unused_mean(C), unused_rstd(C);
     for (int64_t n = 0; n < s.N; ++n) {
-      sample_statistics(mean_c + n * C, m2.data() + n * C, C, M, unbiased, eps, mean_l + n, rstd_l + n);
+      T* mc = mean_c + n * C;
+      const bool planes_ok = std::all_of(reliable.begin() + n * C, reliable.begin() + (n + 1) * C,
+                                         [](char ok) { return ok != 0; });
+      const bool ok = sample_statistics(mc, m2.data() + n * C, C, M, unbiased, eps, mean_l + n, rstd_l + n);
+      if (has_wider_type<T> && !(ok && planes_ok)) {
+        wide_sample_statistics(x + n * C * M, s, nchw_sample(s), unbiased, eps, unused_mean.data(),
+                               unused_rstd.data(), mean_l + n, rstd_l + n);
+      }
     }
     return;
   }
@@ -93,7 +167,8 @@ void forward_nchw(const T* x, T* y, const Shape& s, const Params<T>& p, bool unb
     at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) run_moments(xn + c * M, M, mean_c + n * C + c, rstd_c + n * C + c);
     });
-    sample_forward_coefficients(n, s, p, unbiased, eps, mean_c, rstd_c, mean_l, rstd_l, a.data(), b.data());
+    sample_forward_coefficients(n, xn, s, nchw_sample(s), p, unbiased, eps, mean_c, rstd_c, mean_l, rstd_l,
+                                a.data(), b.data());
     at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         run_apply(xn + c * M, y + (n * C + c) * M, M, mean_c[n * C + c], a[c], b[c], act, slope);
@@ -155,7 +230,8 @@ void forward_nhwc(const T* x, T* y, const Shape& s, const Params<T>& p, bool unb
     const T* xn = x + n * M * C;
     T* yn = y + n * M * C;
     sample_moments_nhwc(xn, M, C, mean_c + n * C, rstd_c + n * C);
-    sample_forward_coefficients(n, s, p, unbiased, eps, mean_c, rstd_c, mean_l, rstd_l, a.data(), b.data());
+    sample_forward_coefficients(n, xn, s, nhwc_sample(s), p, unbiased, eps, mean_c, rstd_c, mean_l, rstd_l,
+                                a.data(), b.data());
     const T* mu = mean_c + n * C;
     at::parallel_for(0, M, grain_for(C), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) row_apply(xn + r * C, yn + r * C, mu, a.data(), b.data(), C, act, slope);
@@ -181,28 +257,54 @@ struct GradOut {
   T* drho;     // (N, C)
 };
 
-// Forward coefficients a, b of every channel of sample n, recomputed for the activation mask.
+// How the backward passes see channel nc: xs = x * scale - shift = (x - mu_c) * scale
+// (centring_scale), and the forward's a (in xs units: a / scale), b for the activation mask.
 template <typename T>
-void recompute_ab(int64_t n, const Shape& s, const Params<T>& p, const Saved<T>& st, T* a, T* b) {
-  for (int64_t c = 0; c < s.C; ++c) {
-    const int64_t nc = n * s.C + c;
-    forward_coefficients(p.weight[nc], p.bias[nc], p.rho[c], st.mean_c[nc], st.rstd_c[nc], st.mean_l[n],
-                         st.rstd_l[n], a + c, b + c);
-  }
+struct Centring {
+  T scale, shift, a, b;
+};
+
+template <typename T>
+Centring<T> centring(int64_t n, int64_t c, int64_t C, const Params<T>& p, const Saved<T>& st) {
+  const int64_t nc = n * C + c;
+  Centring<T> k;
+  forward_coefficients(p.weight[nc], p.bias[nc], p.rho[c], st.mean_c[nc], st.rstd_c[nc], st.mean_l[n], st.rstd_l[n],
+                       &k.a, &k.b);
+  k.scale = centring_scale(st.rstd_c[nc], st.mean_c[nc]);
+  k.shift = st.mean_c[nc] * k.scale;
+  k.a /= k.scale;
+  return k;
 }
 
-// From per-channel S1, P of sample n: apply coefficients into A, B, Cc and parameter grads.
+// The Centring of every channel of sample n, as arrays.
+template <typename T>
+struct SampleCentring {
+  std::vector<T> scale, shift, a, b;
+  explicit SampleCentring(int64_t C) : scale(C), shift(C), a(C), b(C) {}
+  void fill(int64_t n, int64_t C, const Params<T>& p, const Saved<T>& st) {
+    for (int64_t c = 0; c < C; ++c) {
+      const Centring<T> k = centring(n, c, C, p, st);
+      scale[c] = k.scale;
+      shift[c] = k.shift;
+      a[c] = k.a;
+      b[c] = k.b;
+    }
+  }
+};
+
+// From per-channel S1, Ps of sample n: apply coefficients into A, B, Cc and parameter grads.
 template <typename T>
 void sample_backward_coefficients(int64_t n, const Shape& s, const Params<T>& p, const Saved<T>& st, bool unbiased,
-                                  const T* s1, const T* pp, T* A, T* B, T* Cc, const GradOut<T>& out) {
+                                  const T* scale, const T* s1, const T* pp, T* A, T* B, T* Cc,
+                                  const GradOut<T>& out) {
   const int64_t C = s.C;
   const T* gamma = p.weight + n * C;
   const T* mc = st.mean_c + n * C;
   T T1, T2;
-  sample_backward_totals(gamma, p.rho, mc, s1, pp, C, st.mean_l[n], st.rstd_l[n], &T1, &T2);
+  sample_backward_totals(gamma, p.rho, mc, scale, s1, pp, C, st.mean_l[n], st.rstd_l[n], &T1, &T2);
   for (int64_t c = 0; c < C; ++c) {
-    const BackwardChannel<T> r = backward_channel(gamma[c], p.rho[c], mc[c], st.rstd_c[n * C + c], s1[c], pp[c],
-                                                  st.mean_l[n], st.rstd_l[n], T1, T2, C, s.M, unbiased);
+    const BackwardChannel<T> r = backward_channel(gamma[c], p.rho[c], mc[c], st.rstd_c[n * C + c], scale[c], s1[c],
+                                                  pp[c], st.mean_l[n], st.rstd_l[n], T1, T2, C, s.M, unbiased);
     A[c] = r.A;
     B[c] = r.B;
     Cc[c] = r.C;
@@ -221,38 +323,38 @@ void backward_nchw(const T* g, const T* x, const Shape& s, const Params<T>& p, c
     at::parallel_for(0, s.N * C, grain_for(M), [&](int64_t begin, int64_t end) {
       for (int64_t nc = begin; nc < end; ++nc) {
         const int64_t n = nc / C;
-        T a, b, s1, pp, A, B, Cc;
-        forward_coefficients(p.weight[nc], p.bias[nc], T(1), st.mean_c[nc], st.rstd_c[nc], T(0), T(0), &a, &b);
-        run_grad_sums(g + nc * M, x + nc * M, M, st.mean_c[nc], a, b, act, slope, &s1, &pp);
-        const BackwardChannel<T> r = backward_channel(p.weight[nc], T(1), st.mean_c[nc], st.rstd_c[nc], s1, pp,
-                                                      st.mean_l[n], st.rstd_l[n], T(0), T(0), C, M, unbiased);
-        A = r.A;
-        B = r.B;
-        Cc = r.C;
+        const Centring<T> k = centring(n, nc % C, C, p, st);
+        T s1, pp;
+        run_grad_sums(g + nc * M, x + nc * M, M, k.scale, k.shift, k.a, k.b, act, slope, &s1, &pp);
+        const BackwardChannel<T> r = backward_channel(p.weight[nc], T(1), st.mean_c[nc], st.rstd_c[nc], k.scale, s1,
+                                                      pp, st.mean_l[n], st.rstd_l[n], T(0), T(0), C, M, unbiased);
         out.dweight[nc] = r.dgamma;
         out.dbias[nc] = r.dbeta;
         out.drho[nc] = T(0);
-        run_grad_apply(g + nc * M, x + nc * M, out.dx + nc * M, M, st.mean_c[nc], a, b, act, slope, A, B, Cc);
+        run_grad_apply(g + nc * M, x + nc * M, out.dx + nc * M, M, k.scale, k.shift, k.a, k.b, act, slope, r.A, r.B,
+                       r.C);
       }
     });
     return;
   }
-  std::vector<T> a(C), b(C), s1(C), pp(C), A(C), B(C), Cc(C);
+  SampleCentring<T> k(C);
+  std::vector<T> s1(C), pp(C), A(C), B(C), Cc(C);
   for (int64_t n = 0; n < s.N; ++n) {
     const int64_t base = n * C * M;
-    recompute_ab(n, s, p, st, a.data(), b.data());
+    k.fill(n, C, p, st);
     at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
-        run_grad_sums(g + base + c * M, x + base + c * M, M, st.mean_c[n * C + c], a[c], b[c], act, slope,
+        run_grad_sums(g + base + c * M, x + base + c * M, M, k.scale[c], k.shift[c], k.a[c], k.b[c], act, slope,
                       &s1[c], &pp[c]);
       }
     });
-    sample_backward_coefficients(n, s, p, st, unbiased, s1.data(), pp.data(), A.data(), B.data(), Cc.data(), out);
+    sample_backward_coefficients(n, s, p, st, unbiased, k.scale.data(), s1.data(), pp.data(), A.data(), B.data(),
+                                 Cc.data(), out);
     at::parallel_for(0, C, grain_for(M), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         const int64_t off = base + c * M;
-        run_grad_apply(g + off, x + off, out.dx + off, M, st.mean_c[n * C + c], a[c], b[c], act, slope, A[c], B[c],
-                       Cc[c]);
+        run_grad_apply(g + off, x + off, out.dx + off, M, k.scale[c], k.shift[c], k.a[c], k.b[c], act, slope, A[c],
+                       B[c], Cc[c]);
       }
     });
   }
@@ -264,17 +366,18 @@ void backward_nhwc(const T* g, const T* x, const Shape& s, const Params<T>& p, c
   const int64_t C = s.C, M = s.M;
   const int64_t rows = rows_per_block(C, M);
   const int64_t blocks = (M + rows - 1) / rows;
-  std::vector<T> a(C), b(C), s1(C), pp(C), A(C), B(C), Cc(C);
+  SampleCentring<T> k(C);
+  std::vector<T> s1(C), pp(C), A(C), B(C), Cc(C);
   std::vector<T> block_s1(blocks * C), block_p(blocks * C);
   for (int64_t n = 0; n < s.N; ++n) {
     const int64_t base = n * M * C;
-    const T* mu = st.mean_c + n * C;
-    recompute_ab(n, s, p, st, a.data(), b.data());
+    k.fill(n, C, p, st);
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t blk = begin; blk < end; ++blk) {
         const int64_t r0 = blk * rows, r1 = std::min(M, r0 + rows);
-        block_column_grad_sums(g + base + r0 * C, x + base + r0 * C, r1 - r0, C, mu, a.data(), b.data(),
-                               block_s1.data() + blk * C, block_p.data() + blk * C, act, slope);
+        block_column_grad_sums(g + base + r0 * C, x + base + r0 * C, r1 - r0, C, k.scale.data(), k.shift.data(),
+                               k.a.data(), k.b.data(), block_s1.data() + blk * C, block_p.data() + blk * C, act,
+                               slope);
       }
     });
     std::fill(s1.begin(), s1.end(), T(0));
@@ -285,12 +388,13 @@ void backward_nhwc(const T* g, const T* x, const Shape& s, const Params<T>& p, c
         pp[c] += block_p[blk * C + c];
       }
     }
-    sample_backward_coefficients(n, s, p, st, unbiased, s1.data(), pp.data(), A.data(), B.data(), Cc.data(), out);
+    sample_backward_coefficients(n, s, p, st, unbiased, k.scale.data(), s1.data(), pp.data(), A.data(), B.data(),
+                                 Cc.data(), out);
     at::parallel_for(0, M, grain_for(C), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const int64_t off = base + r * C;
-        row_grad_apply(g + off, x + off, out.dx + off, mu, a.data(), b.data(), A.data(), B.data(), Cc.data(), C, act,
-                       slope);
+        row_grad_apply(g + off, x + off, out.dx + off, k.scale.data(), k.shift.data(), k.a.data(), k.b.data(),
+                       A.data(), B.data(), Cc.data(), C, act, slope);
       }
     });
   }

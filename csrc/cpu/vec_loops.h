@@ -82,8 +82,7 @@ inline void run_moments(const T* x, int64_t M, T* mean_out, T* m2_out) {
     ds += a;
     qs += a * a;
   }
-  *mean_out = mean + ds / T(M);
-  *m2_out = std::max(qs - ds * ds / T(M), T(0));
+  corrected_two_pass(mean, ds, qs, T(M), mean_out, m2_out);
 }
 
 // y = act(a * (x - mu) + b) over a contiguous run.
@@ -100,18 +99,22 @@ inline void run_apply(const T* x, T* y, int64_t M, T mu, T a, T b, int64_t act, 
   for (; i < M; ++i) y[i] = activate(a * (x[i] - mu) + b, act, slope);
 }
 
-// S1 = sum g', P = sum g' (x - mu) over a run, g' = g * act'(a (x - mu) + b).
+// The backward's loops work on xs = x * scale - shift = (x - mu) * scale (norm_math.h
+// centring_scale: exact, and one fused multiply-subtract like the subtraction it replaces),
+// with the forward coefficient a given in those units (a / scale) for the activation mask.
+
+// S1 = sum g', Ps = sum g' xs over a run, g' = g * act'(a xs + b).
 template <typename T>
-inline void run_grad_sums(const T* g, const T* x, int64_t M, T mu, T a, T b, int64_t act, T slope,
+inline void run_grad_sums(const T* g, const T* x, int64_t M, T scale, T shift, T a, T b, int64_t act, T slope,
                           T* s1_out, T* p_out) {
   using Vec = Vectorized<T>;
   constexpr int64_t W = Vec::size();
-  const Vec va(a), vb(b), vmu(mu), vslope(slope);
+  const Vec va(a), vb(b), vscale(scale), vshift(shift), vslope(slope);
   Acc4<T> s1, p;
   int64_t i = 0;
   for (; i + 4 * W <= M; i += 4 * W) {
     for (int k = 0; k < 4; ++k) {
-      const Vec xc = Vec::loadu(x + i + k * W) - vmu;
+      const Vec xc = at::vec::fmsub(Vec::loadu(x + i + k * W), vscale, vshift);
       Vec gv = Vec::loadu(g + i + k * W);
       if (act != kActNone) gv = mask_grad_vec(gv, at::vec::fmadd(xc, va, vb), act, vslope);
       s1.v[k] += gv;
@@ -120,7 +123,7 @@ inline void run_grad_sums(const T* g, const T* x, int64_t M, T mu, T a, T b, int
   }
   T s1s = s1.sum(), ps = p.sum();
   for (; i < M; ++i) {
-    const T xc = x[i] - mu;
+    const T xc = x[i] * scale - shift;
     const T gv = g[i] * activation_slope(a * xc + b, act, slope);
     s1s += gv;
     ps += gv * xc;
@@ -129,22 +132,22 @@ inline void run_grad_sums(const T* g, const T* x, int64_t M, T mu, T a, T b, int
   *p_out = ps;
 }
 
-// dx = A g' + B (x - mu) + C over a run.
+// dx = A g' + B xs + C over a run.
 template <typename T>
-inline void run_grad_apply(const T* g, const T* x, T* dx, int64_t M, T mu, T a, T b, int64_t act, T slope,
-                           T A, T B, T C) {
+inline void run_grad_apply(const T* g, const T* x, T* dx, int64_t M, T scale, T shift, T a, T b, int64_t act,
+                           T slope, T A, T B, T C) {
   using Vec = Vectorized<T>;
   constexpr int64_t W = Vec::size();
-  const Vec va(a), vb(b), vmu(mu), vslope(slope), vA(A), vB(B), vC(C);
+  const Vec va(a), vb(b), vscale(scale), vshift(shift), vslope(slope), vA(A), vB(B), vC(C);
   int64_t i = 0;
   for (; i + W <= M; i += W) {
-    const Vec xc = Vec::loadu(x + i) - vmu;
+    const Vec xc = at::vec::fmsub(Vec::loadu(x + i), vscale, vshift);
     Vec gv = Vec::loadu(g + i);
     if (act != kActNone) gv = mask_grad_vec(gv, at::vec::fmadd(xc, va, vb), act, vslope);
     at::vec::fmadd(gv, vA, at::vec::fmadd(xc, vB, vC)).store(dx + i);
   }
   for (; i < M; ++i) {
-    const T xc = x[i] - mu;
+    const T xc = x[i] * scale - shift;
     const T gv = g[i] * activation_slope(a * xc + b, act, slope);
     dx[i] = A * gv + B * xc + C;
   }

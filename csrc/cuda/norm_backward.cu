@@ -1,10 +1,11 @@
 // Backward CUDA kernels of the fused AdaLIN / LIN / instance norm:
-//   1. reduction pass: per (n, c) plane (or chunk of it) S1 = sum g and P = sum g (x - mean_c),
+//   1. reduction pass: per (n, c) plane (or chunk of it) S1 = sum g and Ps = sum g xs, with
+//      xs = x * scale - shift = (x - mean_c) * scale (norm_math.h centring_scale) and
 //      g = grad_out * act'(a (x - mean_c) + b), the activation mask recomputed from the saved
 //      statistics (y is not saved);
 //   2. coefficient kernel, one block per sample: sums the partials, the per-sample totals and
 //      per-channel dx coefficients and parameter gradients (norm_math.h backward_channel);
-//   3. apply pass: dx = A g + B (x - mean_c) + C.
+//   3. apply pass: dx = A g + B xs + C.
 // Same geometry as the forward (norm_forward.cu): NCHW planes, or NHWC row-major samples.
 #include "norm_kernels.cuh"
 
@@ -19,6 +20,29 @@ using namespace detail;
 template <int V>
 constexpr int unroll_for() {
   return V >= 8 ? 2 : 4;
+}
+
+// How the passes see plane (n, c): xs = x * scale - shift, and the forward's a (in xs units,
+// a / scale) and b for the activation mask (only computed with an activation), as the CPU
+// kernels' `centring` (csrc/cpu/fused_norm_cpu.cpp).
+template <typename acc_t>
+struct Centring {
+  acc_t scale, shift, a, b;
+};
+
+template <typename acc_t>
+__device__ __forceinline__ Centring<acc_t> plane_centring(const ParamView<acc_t>& params, int64_t n, int64_t c,
+                                                          acc_t mu, acc_t s_c, acc_t mu_l, acc_t s_l,
+                                                          int64_t activation) {
+  Centring<acc_t> k;
+  k.scale = centring_scale(s_c, mu);
+  k.shift = mu * k.scale;
+  k.a = k.b = acc_t(0);
+  if (activation != kActNone) {
+    channel_ab(params, n, c, mu, s_c, mu_l, s_l, k.a, k.b);
+    k.a /= k.scale;
+  }
+  return k;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -41,9 +65,8 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
   const int64_t c = plane - n * C;
   const int64_t begin = split * chunk;
   const int64_t end = begin + chunk < M ? begin + chunk : M;
-  const acc_t mu = mean_c[plane];
-  acc_t a = acc_t(0), b = acc_t(0);
-  if (activation != kActNone) channel_ab(params, n, c, mu, rstd_c[plane], mean_l[n], rstd_l[n], a, b);
+  const Centring<acc_t> k =
+      plane_centring(params, n, c, mean_c[plane], rstd_c[plane], mean_l[n], rstd_l[n], activation);
   const scalar_t* xp = x + plane * M;
   const scalar_t* gp = grad_out + plane * M;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * V;
@@ -63,10 +86,10 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
     for (int u = 0; u < kUnroll; ++u) {
       if (i0 + u * stride < end) {
 #pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const acc_t d = static_cast<acc_t>(xb[u].v[k]) - mu;
-          acc_t g = static_cast<acc_t>(gb[u].v[k]);
-          if (activation != kActNone) g *= activation_slope(a * d + b, activation, slope);
+        for (int j = 0; j < V; ++j) {
+          const acc_t d = static_cast<acc_t>(xb[u].v[j]) * k.scale - k.shift;
+          acc_t g = static_cast<acc_t>(gb[u].v[j]);
+          if (activation != kActNone) g *= activation_slope(k.a * d + k.b, activation, slope);
           s1 += g;
           p += g * d;
         }
@@ -97,9 +120,8 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
   const int64_t c = plane - n * C;
   const int64_t begin = split * chunk;
   const int64_t end = begin + chunk < M ? begin + chunk : M;
-  const acc_t mu = mean_c[plane];
-  acc_t a = acc_t(0), b = acc_t(0);
-  if (activation != kActNone) channel_ab(params, n, c, mu, rstd_c[plane], mean_l[n], rstd_l[n], a, b);
+  const Centring<acc_t> k =
+      plane_centring(params, n, c, mean_c[plane], rstd_c[plane], mean_l[n], rstd_l[n], activation);
   const acc_t A = coef_A[plane];
   const acc_t B = coef_B[plane];
   const acc_t Cc = coef_C[plane];
@@ -124,11 +146,11 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
       if (i < end) {
         Vec<scalar_t, V> out;
 #pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const acc_t d = static_cast<acc_t>(xb[u].v[k]) - mu;
-          acc_t g = static_cast<acc_t>(gb[u].v[k]);
-          if (activation != kActNone) g *= activation_slope(a * d + b, activation, slope);
-          out.v[k] = static_cast<scalar_t>(A * g + B * d + Cc);
+        for (int j = 0; j < V; ++j) {
+          const acc_t d = static_cast<acc_t>(xb[u].v[j]) * k.scale - k.shift;
+          acc_t g = static_cast<acc_t>(gb[u].v[j]);
+          if (activation != kActNone) g *= activation_slope(k.a * d + k.b, activation, slope);
+          out.v[j] = static_cast<scalar_t>(A * g + B * d + Cc);
         }
         store_vec<V>(dxp + i, out);
       }
@@ -163,14 +185,17 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
 #pragma unroll
   for (int k = 0; k < V; ++k) s1[k] = p[k] = acc_t(0);
   if (active) {
-    acc_t mu[V], a[V], b[V];
+    acc_t scale[V], shift[V], a[V], b[V];
     const acc_t mu_l = mean_l[n], s_l = rstd_l[n];
 #pragma unroll
     for (int k = 0; k < V; ++k) {
       const int64_t plane = n * C + c0 + k;
-      mu[k] = mean_c[plane];
-      a[k] = b[k] = acc_t(0);
-      if (activation != kActNone) channel_ab(params, n, c0 + k, mu[k], rstd_c[plane], mu_l, s_l, a[k], b[k]);
+      const Centring<acc_t> ck =
+          plane_centring(params, n, c0 + k, mean_c[plane], rstd_c[plane], mu_l, s_l, activation);
+      scale[k] = ck.scale;
+      shift[k] = ck.shift;
+      a[k] = ck.a;
+      b[k] = ck.b;
     }
     const scalar_t* xbase = x + n * M * C + c0;
     const scalar_t* gbase = grad_out + n * M * C + c0;
@@ -184,7 +209,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
         if (r0 + u * row_stride < row_end) {
 #pragma unroll
           for (int k = 0; k < V; ++k) {
-            const acc_t d = static_cast<acc_t>(xb[u].v[k]) - mu[k];
+            const acc_t d = static_cast<acc_t>(xb[u].v[k]) * scale[k] - shift[k];
             acc_t g = static_cast<acc_t>(gb[u].v[k]);
             if (activation != kActNone) g *= activation_slope(a[k] * d + b[k], activation, slope);
             s1[k] += g;
@@ -235,14 +260,17 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
   const int ty = pos.ty, ty_count = pos.ty_count;
   if (c0 >= C) return;  // no block-wide synchronisation below
 
-  acc_t mu[V], a[V], b[V], A[V], B[V], Cc[V];
+  acc_t scale[V], shift[V], a[V], b[V], A[V], B[V], Cc[V];
   const acc_t mu_l = mean_l[n], s_l = rstd_l[n];
 #pragma unroll
   for (int k = 0; k < V; ++k) {
     const int64_t plane = n * C + c0 + k;
-    mu[k] = mean_c[plane];
-    a[k] = b[k] = acc_t(0);
-    if (activation != kActNone) channel_ab(params, n, c0 + k, mu[k], rstd_c[plane], mu_l, s_l, a[k], b[k]);
+    const Centring<acc_t> ck =
+        plane_centring(params, n, c0 + k, mean_c[plane], rstd_c[plane], mu_l, s_l, activation);
+    scale[k] = ck.scale;
+    shift[k] = ck.shift;
+    a[k] = ck.a;
+    b[k] = ck.b;
     A[k] = coef_A[plane];
     B[k] = coef_B[plane];
     Cc[k] = coef_C[plane];
@@ -262,7 +290,7 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
         Vec<scalar_t, V> out;
 #pragma unroll
         for (int k = 0; k < V; ++k) {
-          const acc_t d = static_cast<acc_t>(xb[u].v[k]) - mu[k];
+          const acc_t d = static_cast<acc_t>(xb[u].v[k]) * scale[k] - shift[k];
           acc_t g = static_cast<acc_t>(gb[u].v[k]);
           if (activation != kActNone) g *= activation_slope(a[k] * d + b[k], activation, slope);
           out.v[k] = static_cast<scalar_t>(A[k] * g + B[k] * d + Cc[k]);
@@ -293,7 +321,7 @@ __global__ void __launch_bounds__(kCoefThreads)
   const acc_t mu_l = mean_l[n];
   const acc_t s_l = rstd_l[n];
 
-  // 1. Per channel (one warp each): S1_c and P_c (parked in grad_bias / grad_weight until
+  // 1. Per channel (one warp each): S1_c and Ps_c (parked in grad_bias / grad_weight until
   //    step 2), and the terms of sample_backward_totals.
   acc_t t1 = acc_t(0), t2 = acc_t(0);
   for (int64_t c = warp; c < C; c += warps) {
@@ -309,24 +337,23 @@ __global__ void __launch_bounds__(kCoefThreads)
       grad_bias[plane] = s1;
       grad_weight[plane] = p;
       // As sample_backward_totals (norm_math.h), summed in parallel.
-      const acc_t g_layer = param_gamma(params, n, c) * (acc_t(1) - param_rho(params, c));
-      const acc_t q = p + (mean_c[plane] - mu_l) * s1;  // sum_i g (x - mu_l)
-      t1 += g_layer * s1;
-      t2 += g_layer * q;
+      add_layer_totals(param_gamma(params, n, c), param_rho(params, c), mean_c[plane],
+                       centring_scale(rstd_c[plane], mean_c[plane]), s1, p, mu_l, s_l, &t1, &t2);
     }
   }
-  block_allsum2(t1, t2, scratch);  // its __syncthreads also publish S1_c / P_c
+  block_allsum2(t1, t2, scratch);  // its __syncthreads also publish S1_c / Ps_c
   const acc_t T1 = t1;
-  const acc_t T2 = s_l * t2;
+  const acc_t T2 = t2;
 
   // 2. Per channel: dx coefficients and parameter gradients.
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     const int64_t plane = n * C + c;
     const acc_t s1 = grad_bias[plane];
     const acc_t p = grad_weight[plane];
-    const BackwardChannel<acc_t> r =
-        backward_channel(param_gamma(params, n, c), param_rho(params, c), mean_c[plane], rstd_c[plane], s1, p,
-                         mu_l, s_l, T1, T2, C, M, unbiased);
+    const acc_t mu = mean_c[plane], s_c = rstd_c[plane];
+    const BackwardChannel<acc_t> r = backward_channel(param_gamma(params, n, c), param_rho(params, c), mu, s_c,
+                                                      centring_scale(s_c, mu), s1, p, mu_l, s_l, T1, T2, C, M,
+                                                      unbiased);
     coef_A[plane] = r.A;
     coef_B[plane] = r.B;
     coef_C[plane] = r.C;

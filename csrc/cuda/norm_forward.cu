@@ -2,7 +2,9 @@
 //   1. statistics pass: per (n, c) plane (or per chunk of a plane, when the planes alone do not
 //      fill the GPU) the moments (mean, M2) of x, Welford / Chan, written as partials;
 //   2. coefficient kernel, one block per sample: Chan-combines the partials into mean_c / M2_c,
-//      derives the layer statistics and the apply coefficients a, b (norm_math.h);
+//      derives the layer statistics and the apply coefficients a, b (norm_math.h); where the
+//      float32 moments of the sample overflowed or underflowed (moments_reliable), it first
+//      recomputes them from x in double (slow; only such data pays for it);
 //   3. apply pass: y = act(a * (x - mean_c) + b), 16-byte vectorised where possible.
 // NCHW planes are contiguous; channels_last (NHWC) samples are (H*W) x C row-major matrices,
 // where threads own channels and walk down the rows.
@@ -233,20 +235,83 @@ __global__ void __launch_bounds__(kMaxThreads, kMinBlocks)
 // ---------------------------------------------------------------------------------------------
 // Per-sample coefficients: one block per sample.
 
-template <typename acc_t>
+// Exact mean and M2 of x[0], x[stride], ... (M values) in double, by one warp: corrected
+// two-pass, as wide_moments in csrc/cpu/fused_norm_cpu.cpp. The result is in lane 0.
+template <typename scalar_t>
+__device__ void warp_wide_moments(const scalar_t* x, int64_t stride, int64_t M, double& mean, double& m2) {
+  using acc_t = acc_type<scalar_t>;
+  const int lane = threadIdx.x & 31;
+  double sum = 0.0;
+  for (int64_t i = lane; i < M; i += 32) sum += static_cast<double>(static_cast<acc_t>(x[i * stride]));
+  const double mu = __shfl_sync(kFullMask, warp_sum(sum), 0) / static_cast<double>(M);
+  double d = 0.0, q = 0.0;
+  for (int64_t i = lane; i < M; i += 32) {
+    const double a = static_cast<double>(static_cast<acc_t>(x[i * stride])) - mu;
+    d += a;
+    q += a * a;
+  }
+  d = warp_sum(d);
+  q = warp_sum(q);
+  corrected_two_pass(mu, d, q, static_cast<double>(M), &mean, &m2);
+}
+
+// All statistics of sample n recomputed in double, one warp per channel, the layer moments
+// Chan-combined over the channels (the M2_L of sample_statistics): as wide_sample_statistics
+// in csrc/cpu/fused_norm_cpu.cpp. Writes the final mean_c and rstd_c of the sample; every
+// thread gets mean_l and rstd_l. All threads of the block must call it.
+template <typename scalar_t>
+__device__ void wide_sample_statistics(const scalar_t* __restrict__ x, bool channels_last, int64_t n, int64_t C,
+                                       int64_t M, bool unbiased, float eps, float* __restrict__ mean_c,
+                                       float* __restrict__ rstd_c, float& mean_l, float& rstd_l) {
+  __shared__ double scratch[96];
+  __shared__ float layer[2];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int warps = blockDim.x >> 5;
+  const double u = unbiased ? 1.0 : 0.0;
+  const double weps = static_cast<double>(eps);
+  double mean = 0.0, m2 = 0.0, count = 0.0;  // the moments of this warp's channels, in lane 0
+  for (int64_t c = warp; c < C; c += warps) {
+    const int64_t plane = n * C + c;
+    const scalar_t* xc = channels_last ? x + n * M * C + c : x + plane * M;
+    double mean_w, m2_w;
+    warp_wide_moments(xc, channels_last ? C : 1, M, mean_w, m2_w);
+    if (lane == 0) {
+      mean_c[plane] = narrow<float>(mean_w);
+      rstd_c[plane] = narrow<float>(rstd_from_m2(m2_w, static_cast<double>(M) - u, weps));
+      chan_combine(mean, m2, count, mean_w, m2_w, static_cast<double>(M));
+    }
+  }
+  block_moments(mean, m2, count, scratch);
+  if (threadIdx.x == 0) {
+    layer[0] = narrow<float>(mean);
+    layer[1] = narrow<float>(rstd_from_m2(m2, static_cast<double>(M) * static_cast<double>(C) - u, weps));
+  }
+  __syncthreads();  // also publishes mean_c / rstd_c to the block
+  mean_l = layer[0];
+  rstd_l = layer[1];
+}
+
+template <typename scalar_t>
 __global__ void __launch_bounds__(kCoefThreads)
-    forward_coef_kernel(const acc_t* __restrict__ part_mean, const acc_t* __restrict__ part_m2, int64_t splits,
-                        int64_t chunk, int64_t C, int64_t M, ParamView<acc_t> params, bool unbiased, acc_t eps,
-                        acc_t* __restrict__ mean_c, acc_t* __restrict__ rstd_c, acc_t* __restrict__ mean_l,
-                        acc_t* __restrict__ rstd_l, acc_t* __restrict__ coef_a, acc_t* __restrict__ coef_b) {
+    forward_coef_kernel(const scalar_t* __restrict__ x, bool channels_last,
+                        const acc_type<scalar_t>* __restrict__ part_mean,
+                        const acc_type<scalar_t>* __restrict__ part_m2, int64_t splits, int64_t chunk, int64_t C,
+                        int64_t M, ParamView<acc_type<scalar_t>> params, bool unbiased, acc_type<scalar_t> eps,
+                        acc_type<scalar_t>* __restrict__ mean_c, acc_type<scalar_t>* __restrict__ rstd_c,
+                        acc_type<scalar_t>* __restrict__ mean_l, acc_type<scalar_t>* __restrict__ rstd_l,
+                        acc_type<scalar_t>* __restrict__ coef_a, acc_type<scalar_t>* __restrict__ coef_b) {
+  using acc_t = acc_type<scalar_t>;
   __shared__ acc_t scratch[96];
   const int64_t n = blockIdx.x;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int warps = blockDim.x >> 5;
+  const acc_t u = unbiased ? acc_t(1) : acc_t(0);
 
   // 1. Per channel (one warp each): Chan-combine the partials into mean_c and M2_c (M2_c is
   //    parked in rstd_c until step 3).
+  bool reliable = true;  // as sample_statistics reports it
   acc_t sum_mean = acc_t(0), sum_m2 = acc_t(0);
   for (int64_t c = warp; c < C; c += warps) {
     const int64_t plane = n * C + c;
@@ -261,6 +326,7 @@ __global__ void __launch_bounds__(kCoefThreads)
       rstd_c[plane] = m2;
       sum_mean += mean;
       sum_m2 += m2;
+      reliable = reliable && moments_reliable(mean, m2, static_cast<acc_t>(M) - u, eps);
     }
   }
   block_allsum2(sum_mean, sum_m2, scratch);  // its __syncthreads also publish mean_c / M2_c
@@ -274,22 +340,31 @@ __global__ void __launch_bounds__(kCoefThreads)
     between += d * d;
   }
   block_allsum2(between, unused, scratch);
-  const acc_t u = unbiased ? acc_t(1) : acc_t(0);
   const acc_t m2_layer = sum_m2 + static_cast<acc_t>(M) * between;
-  const acc_t s_l = rstd_from_m2(m2_layer, static_cast<acc_t>(M) * static_cast<acc_t>(C) - u, eps);
+  const acc_t layer_count = static_cast<acc_t>(M) * static_cast<acc_t>(C) - u;
+  reliable = reliable && moments_reliable(mu_l, m2_layer, layer_count, eps);
+  acc_t layer_mean = mu_l;
+  acc_t s_l = rstd_from_m2(m2_layer, layer_count, eps);
+
+  // 2b. Unreliable float32 moments anywhere in the sample: all of them again, in double.
+  bool wide = false;
+  if constexpr (has_wider_type<acc_t>) {
+    wide = __syncthreads_or(!reliable) != 0;
+    if (wide) wide_sample_statistics(x, channels_last, n, C, M, unbiased, eps, mean_c, rstd_c, layer_mean, s_l);
+  }
   if (threadIdx.x == 0) {
-    mean_l[n] = mu_l;
+    mean_l[n] = layer_mean;
     rstd_l[n] = s_l;
   }
 
-  // 3. Per channel: rstd_c and the apply coefficients.
+  // 3. Per channel: rstd_c (unless the recomputation wrote it) and the apply coefficients.
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     const int64_t plane = n * C + c;
     const acc_t mu = mean_c[plane];
-    const acc_t s_c = rstd_from_m2(rstd_c[plane], static_cast<acc_t>(M) - u, eps);
+    const acc_t s_c = wide ? rstd_c[plane] : rstd_from_m2(rstd_c[plane], static_cast<acc_t>(M) - u, eps);
     rstd_c[plane] = s_c;
     acc_t a, b;
-    channel_ab(params, n, c, mu, s_c, mu_l, s_l, a, b);
+    channel_ab(params, n, c, mu, s_c, layer_mean, s_l, a, b);
     coef_a[plane] = a;
     coef_b[plane] = b;
   }
@@ -336,9 +411,9 @@ void launch_forward(const ForwardArgs<scalar_t>& args, const Plan& red, const Pl
   }
 
   // 2. coefficients
-  forward_coef_kernel<acc_t><<<N, kCoefThreads, 0, stream>>>(
-      part_mean, part_m2, red.splits, red.chunk, C, M, args.params, args.unbiased, args.eps, args.mean_c,
-      args.rstd_c, args.mean_l, args.rstd_l, coef_a, coef_b);
+  forward_coef_kernel<scalar_t><<<N, kCoefThreads, 0, stream>>>(
+      args.x, args.channels_last, part_mean, part_m2, red.splits, red.chunk, C, M, args.params, args.unbiased,
+      args.eps, args.mean_c, args.rstd_c, args.mean_l, args.rstd_l, coef_a, coef_b);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 
   // 3. apply
