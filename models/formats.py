@@ -2,6 +2,8 @@
 off the tensor shapes.
 
     official CycleGAN ResNet generator   model.1.weight (ngf, input_nc, 7, 7), model.{i}.conv_block.*
+    CUT's ResNet generator (netG)        the same, with the blur buffers model.{i}.filt of its
+                                         anti-aliased down / up-sampling (either or both)
     U-GAT-IT generator (full or light)   DownBlock.*, FC.0.weight, UpBlock1_k.*, UpBlock2.*
 
 `recognise_generator_state_dict` returns (arch, config, state_dict) for models.build_generator,
@@ -24,8 +26,10 @@ _UGATIT_UP_BLOCK = re.compile(r"UpBlock1_(\d+)\.conv1\.weight")
 _UGATIT_DOWN_RES_BLOCK = re.compile(r"DownBlock\.(\d+)\.conv_block\.1\.weight")
 
 RESNET_FIRST_BLOCK_INDEX = 10  # pad, conv, norm, relu, then (conv, norm, relu) x 2
+CUT_FIRST_BLUR_INDEX = 7  # CUT's anti-aliased downsampling: (conv, norm, relu, blur) x 2
 UGATIT_LAST_CONV = "UpBlock2.11.weight"
 EXPECTED = ("an official CycleGAN ResNet generator state_dict (resnet_9blocks / resnet_6blocks), "
+            "a CUT / FastCUT generator state_dict (latest_net_G.pth), "
             "a U-GAT-IT generator state_dict, a U-GAT-IT checkpoint with 'genA2B'/'genB2A', "
             "or a cyclegan_ext generator payload / training checkpoint")
 
@@ -63,25 +67,30 @@ def _cyclegan_resnet(state_dict):
         raise CheckpointError("a CycleGAN ResNet generator with a norm other than 'instance' (e.g. batch "
                               "norm: model.2.weight present, model.1.bias absent); only norm='instance' "
                               "generators are supported")
+    antialias = f"model.{CUT_FIRST_BLUR_INDEX}.filt" in state_dict
+    first_block = RESNET_FIRST_BLOCK_INDEX + (2 if antialias else 0)  # one blur after each of 2 downs
     block_convs = {}
     for key in state_dict:
         match = _RESNET_BLOCK_CONV.fullmatch(key)
         if match:
             block_convs.setdefault(int(match.group(1)), set()).add(int(match.group(2)))
     n_blocks = len(block_convs)
-    expected_indices = set(range(RESNET_FIRST_BLOCK_INDEX, RESNET_FIRST_BLOCK_INDEX + n_blocks))
+    expected_indices = set(range(first_block, first_block + n_blocks))
     if set(block_convs) != expected_indices:
-        raise CheckpointError(f"CycleGAN ResNet generator with residual blocks at model indices "
-                              f"{sorted(block_convs)}, expected consecutive indices from {RESNET_FIRST_BLOCK_INDEX}")
+        raise CheckpointError(f"CycleGAN / CUT ResNet generator with residual blocks at model indices "
+                              f"{sorted(block_convs)}, expected consecutive indices from {first_block}")
     conv_indices = set().union(*block_convs.values()) if block_convs else {1, 5}
     if conv_indices not in ({1, 5}, {1, 6}):
         raise CheckpointError(f"CycleGAN ResNet blocks with convolutions at conv_block indices "
                               f"{sorted(conv_indices)}, expected (1, 5) or, with dropout, (1, 6)")
-    last_conv = f"model.{RESNET_FIRST_BLOCK_INDEX + n_blocks + 7}.weight"
+    antialias_up = f"model.{first_block + n_blocks}.filt" in state_dict
+    # 2 ups of (transposed conv, norm, relu), or CUT's (blur, conv, norm, relu), then pad, conv
+    last_conv = f"model.{first_block + n_blocks + (9 if antialias_up else 7)}.weight"
     if last_conv not in state_dict:
-        raise CheckpointError(f"CycleGAN ResNet generator with {n_blocks} blocks lacks {last_conv!r}")
+        raise CheckpointError(f"CycleGAN / CUT ResNet generator with {n_blocks} blocks lacks {last_conv!r}")
     config = dict(input_nc=stem.shape[1], output_nc=state_dict[last_conv].shape[0], ngf=stem.shape[0],
-                  n_blocks=n_blocks, use_dropout=conv_indices == {1, 6})
+                  n_blocks=n_blocks, use_dropout=conv_indices == {1, 6}, antialias=antialias,
+                  antialias_up=antialias_up)
     return f"resnet_{n_blocks}blocks", _ints(config), state_dict
 
 

@@ -10,8 +10,9 @@ then the prefix's backward through autograd. Same kernels, same order of operati
 outputs and every gradient equal those of the plain network.
 
 `run_sequential(seq, x)` runs an nn.Sequential that way: each maximal run of cheap modules
-(norm layers, activations, pads, upsampling, identity slots, and a convolution reading an image,
-at most IMAGE_CHANNELS channels) followed by a convolution becomes one unit that saves only the
+(norm layers, activations, pads, upsampling, identity slots, modules marked `rerun_cheaply` such
+as the fixed blurs of models.antialias, and a convolution reading an image, at most
+IMAGE_CHANNELS channels) followed by a convolution becomes one unit that saves only the
 run's input. The module tree and state_dict are untouched. Under autocast or torch.compile it
 runs the Sequential as usual (torch.compile plans its own memory).
 
@@ -45,7 +46,7 @@ def _is_cheap(module, first: bool) -> bool:
         return False  # an in-place activation would overwrite the unit's own saved input
     if isinstance(module, nn.Conv2d):
         return _is_consumer(module) and module.in_channels <= IMAGE_CHANNELS
-    return is_norm_layer(module) or isinstance(module, CHEAP)
+    return is_norm_layer(module) or isinstance(module, CHEAP) or getattr(module, "rerun_cheaply", False)
 
 
 AUTOCAST_DEVICES = ("cuda", "cpu")

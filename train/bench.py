@@ -1,13 +1,16 @@
-"""End-to-end benchmark: whole CycleGAN training iterations and inference, several builds.
+"""End-to-end benchmark: whole training iterations and inference, several builds.
 
     python -m train.bench                                   # CPU defaults
     python -m train.bench --config official --device cuda   # resnet_9blocks, ngf/ndf 64, batch 1, 128 and 256 px
     python -m train.bench --archs adalin --sizes 128 --reps 5 --json e2e.json
     python -m train.bench --quick                           # a tiny smoke run (checks the tool, not a figure)
+    python -m train.bench --config official --sizes 256 --model cycle_gan,cut,fastcut   # the recipes side by side
 
-An iteration is the training step of the cycle_gan recipe (train/recipes/cycle_gan.py):
-both generator passes, identity and cycle losses, both discriminators with image pools, two
-Adam steps. Each generator architecture is built several ways with identical weights:
+An iteration is the training step of the --model recipe, by default cycle_gan
+(train/recipes/cycle_gan/): both generator passes, identity and cycle losses, both
+discriminators with image pools, two Adam steps; cut / fastcut (train/recipes/cut/): one
+generator pass and one encoder pass, the discriminator, PatchNCE, three Adam steps (ResNet
+generators only). Each generator architecture is built several ways with identical weights:
 
     fused           our fused normalization kernels
     eager           the eager reference layers (pure PyTorch)
@@ -18,7 +21,9 @@ Adam steps. Each generator architecture is built several ways with identical wei
     free            a "free norm" stand-in (a per-channel affine map, which costs almost nothing)
     official        the official CycleGAN's layers and optimiser: torch.nn.InstanceNorm2d + in-place
                     ReLU / LeakyReLU, and torch.optim.Adam with its defaults (per parameter on the
-                    CPU, foreach on CUDA) where our recipes use the fused Adam
+                    CPU, foreach on CUDA) where our recipes use the fused Adam; for cut / fastcut
+                    CUT's own iteration on those layers (train/bench_cut.py: four more encoder
+                    passes for PatchNCE, each discriminator call on its own)
 
 The builds are timed round-robin in one process. The free build gives the floor, so
 
@@ -56,7 +61,10 @@ import models
 
 from .atomic import atomic_write
 from .options import build_parser as training_parser
-from .recipes import RunContext
+from .bench_cut import OfficialCUT, OfficialFastCUT
+from .options import explicit_dests
+from .recipes import RunContext, get_recipe
+from .recipes.cut.recipe import RESNET_ARCH
 from .recipes.cycle_gan import CycleGAN
 from .run.compile import compile_recipe
 from .run.precision import Precision
@@ -76,19 +84,39 @@ CONFIGS = {  # presets: options they set
     "official": {"archs": "resnet_9blocks", "ngf": 64, "ndf": 64, "batch_size": 1, "sizes": "128,256"},
 }
 QUICK = {"archs": "resnet_6blocks", "ngf": 8, "ndf": 8, "sizes": "32", "reps": 1, "warmup": 1}
+MODELS = ("cycle_gan", "cut", "fastcut")  # the recipes the benchmark runs (--model)
+
+
+def model_trains(model, arch) -> bool:
+    """Whether --model `model` trains generator `arch` (CUT's recipes: ResNet generators only)."""
+    return model == "cycle_gan" or RESNET_ARCH.fullmatch(arch) is not None
+
+
+def recipe_options(model, argv):
+    """The training options of argv for `model`: its recipe's defaults where argv gives none, as
+    `python -m train` completes them (without the folder checks)."""
+    parser = training_parser()
+    opt = parser.parse_args(["--model", model, *argv])
+    recipe, given = get_recipe(model), explicit_dests(parser, argv)
+    for key, value in recipe.option_defaults.items():
+        if key not in given:
+            setattr(opt, key, value)
+    recipe.derive_options(opt)
+    return opt
 
 
 class BenchSetup:
-    """One build of the cycle_gan recipe on fixed random images."""
+    """One build of the args.model recipe (cycle_gan without one) on fixed random images."""
 
     def __init__(self, arch, build, img_size, device, args, weights=None):
         norm_impl, options = BUILDS[build]
+        model = getattr(args, "model", "cycle_gan")
         argv = ["--netG", arch, "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--crop_size", str(img_size),
                 "--batch_size", str(args.batch_size)]
-        opt = training_parser().parse_args(argv + options + (["--channels_last"] if args.channels_last else []))
+        opt = recipe_options(model, argv + options + (["--channels_last"] if args.channels_last else []))
         opt.norm_impl = norm_impl  # "free" is a benchmark-only choice, not a training option
         torch.manual_seed(0)
-        recipe = OfficialCycleGAN if build == "official" else CycleGAN
+        recipe = OFFICIAL[model] if build == "official" else get_recipe(model)
         self.recipe = recipe(opt, RunContext(device, Precision("none", device), steps_per_epoch=1))
         self.nets = list(self.recipe.networks().values())
         if weights is not None:  # the same weights in every build
@@ -144,6 +172,9 @@ class OfficialCycleGAN(CycleGAN):
         return loss
 
 
+OFFICIAL = {"cycle_gan": OfficialCycleGAN, "cut": OfficialCUT, "fastcut": OfficialFastCUT}
+
+
 class OpCounter(TorchDispatchMode):
     """Counts the ATen operations dispatched below autograd, views left out."""
 
@@ -186,7 +217,8 @@ def count_rows(arch, args) -> list:
         ops = ops_per_iteration(BenchSetup(arch, build, HOST_SIZE, torch.device(args.device), args))
         saved = {size: saved_activation_bytes(BenchSetup(arch, build, size, torch.device("meta"), args)) / 2**20
                  for size in args.sizes}
-        rows.append({"build": build, "arch": arch, "ops_per_iteration": ops, "saved_mb": saved[args.sizes[-1]],
+        rows.append({"model": args.model, "build": build, "arch": arch, "ops_per_iteration": ops,
+                     "saved_mb": saved[args.sizes[-1]],
                      "saved_mb_by_size": saved, "host_ms": host_ms[build]})
     reference = rows[0]
     for row in rows:
@@ -198,7 +230,8 @@ def count_rows(arch, args) -> list:
 
 def format_count_row(row, sizes):
     saved = " ".join(f"{row['saved_mb_by_size'][s]:9.0f}" for s in sizes)
-    return (f"{row['arch']:15s} {row['build']:34s} {row['ops_per_iteration']:8d} {row['ops_ratio']:6.2f}x "
+    return (f"{row['model']:9s} {row['arch']:15s} {row['build']:34s} {row['ops_per_iteration']:8d} "
+            f"{row['ops_ratio']:6.2f}x "
             f"{saved} {row['saved_ratio']:6.2f}x {row['host_ms']:8.1f} {row['host_ratio']:6.2f}x")
 
 
@@ -206,11 +239,11 @@ def count_main(args, started):
     print(f"# {started:%Y-%m-%d %H:%M} UTC, ops counted on {args.device} at {HOST_SIZE} px, saved MB on the meta device, host ms at "
           f"{HOST_SIZE} px / ngf {HOST_WIDTH} / 1 thread; torch {torch.__version__}, batch {args.batch_size}, "
           f"ngf {args.ngf}, ndf {args.ndf}")
-    print(f"{'arch':15s} {'build':34s} {'ops':>8s} {'ratio':>7s} "
+    print(f"{'model':9s} {'arch':15s} {'build':34s} {'ops':>8s} {'ratio':>7s} "
           + " ".join(f"{f'MB {s}px':>9s}" for s in args.sizes) + f" {'ratio':>7s} {'host ms':>8s} {'ratio':>7s}")
     rows = []
-    for arch in args.archs:
-        for row in count_rows(arch, args):
+    for model_args, arch in model_archs(args):
+        for row in count_rows(arch, model_args):
             rows.append(row)
             print(format_count_row(row, args.sizes), flush=True)
     if args.json:
@@ -218,6 +251,15 @@ def count_main(args, started):
                   "ngf": args.ngf, "ndf": args.ndf, "sizes": args.sizes, "results": rows}
         atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=1).encode()), what="results file")
     return rows
+
+
+def model_archs(args):
+    """(args for one --model, arch) for every model and every arch it trains, in order."""
+    for model in args.models:
+        model_args = argparse.Namespace(**{**vars(args), "model": model})
+        for arch in args.archs:
+            if model_trains(model, arch):
+                yield model_args, arch
 
 
 def synchronize(device):
@@ -275,11 +317,13 @@ def saved_activation_bytes(setup) -> int:
     counted once, parameters are left out (they are held anyway), and what a backward itself
     recomputes (save_memory, grad_checkpoint) is transient and left out too.
     """
-    params = {_storage_id(p) for net in setup.nets for p in net.parameters()}
     phases = [{}]  # storage -> bytes, one dict per forward -> backward cycle
 
+    def params():  # looked up at each save: CUT's netF is built during the first step
+        return {_storage_id(p) for net in setup.recipe.networks().values() for p in net.parameters()}
+
     def pack(t):
-        if torch._C._current_graph_task_id() == -1 and _storage_id(t) not in params:
+        if torch._C._current_graph_task_id() == -1 and _storage_id(t) not in params():
             if phases[-1] is None:
                 phases[-1] = {}
             phases[-1][_storage_id(t)] = t.untyped_storage().nbytes()
@@ -332,6 +376,9 @@ def parse_args(argv=None):
     p.add_argument("--config", choices=tuple(CONFIGS), default=None,
                    help="preset: official = resnet_9blocks, ngf 64, ndf 64, batch 1, sizes 128,256 (the "
                         "official CycleGAN configuration); explicit options still win")
+    p.add_argument("--model", default="cycle_gan",
+                   help=f"comma list of the recipes to run, of {MODELS}; each runs the --archs it trains "
+                        "(cut, fastcut: the ResNet ones), one after the other")
     p.add_argument("--archs", default=",".join(DEFAULT_ARCHS), help=f"comma list of {models.GENERATOR_ARCHS}")
     p.add_argument("--builds", default=",".join(DEFAULT_BUILDS), help=f"comma list of {tuple(BUILDS)}")
     p.add_argument("--sizes", default="128,256", help="comma list of image sizes (multiples of 4)")
@@ -364,11 +411,17 @@ def _apply_presets(parser, args, argv):
     for key, value in presets.items():
         if f"--{key}" not in given:
             setattr(args, key, value)
-    args.archs, args.builds = args.archs.split(","), args.builds.split(",")
+    args.models, args.archs, args.builds = args.model.split(","), args.archs.split(","), args.builds.split(",")
     args.sizes, args.modes = [int(s) for s in str(args.sizes).split(",")], args.modes.split(",")
 
 
 def _check(parser, args):
+    for model in args.models:
+        if model not in MODELS:
+            parser.error(f"unknown --model {model!r}; expected one of {MODELS}")
+        if not any(model_trains(model, arch) for arch in args.archs):
+            parser.error(f"--model {model} trains none of --archs {','.join(args.archs)}; it takes resnet_9blocks "
+                         "or resnet_6blocks")
     for arch in args.archs:
         if arch not in models.GENERATOR_ARCHS:
             parser.error(f"unknown arch {arch!r}; expected one of {models.GENERATOR_ARCHS}")
@@ -387,7 +440,8 @@ def _check(parser, args):
 def format_row(row, builds):
     times = " ".join(f"{row.get(f'{b}_s', float('nan')):{len(b) + 2}.4f}" for b in builds)
     shares = " ".join(_percent(row["norm_share"].get(b, float("nan")), len(b) + 5) for b in builds if b != "free")
-    text = f"{row['arch']:15s} {row['size']:4d} {row['mode']:5s} {times}   {shares} {_percent(row['removed'], 8)}"
+    text = (f"{row['model']:9s} {row['arch']:15s} {row['size']:4d} {row['mode']:5s} {times}   {shares} "
+            f"{_percent(row['removed'], 8)}")
     if "saved_ratio" in row:
         text += (f" {row['saved_fused'] / 2**20:14.0f} {row['saved_eager'] / 2**20:7.0f} {row['saved_ratio']:6.2f}")
         if row["gpu_peak_fused"] is not None:
@@ -413,19 +467,20 @@ def main(argv=None):
           f"{torch.get_num_threads()} threads, batch {args.batch_size}, ngf {args.ngf}, ndf {args.ndf}, "
           f"median of {args.reps} after {args.warmup} warmup")
     shared = [b for b in args.builds if b != "free"]
-    print(f"{'arch':15s} {'size':>4s} {'mode':5s} " + " ".join(f"{b + ' s':>{len(b) + 2}s}" for b in args.builds)
+    print(f"{'model':9s} {'arch':15s} {'size':>4s} {'mode':5s} " + " ".join(f"{b + ' s':>{len(b) + 2}s}" for b in args.builds)
           + "   " + " ".join(f"{'norm ' + b:>{len(b) + 5}s}" for b in shared)
           + f" {'removed':>8s} {'saved MB fused':>14s} {'eager':>7s} {'ratio':>6s} {'GPU peak MB fused':>17s} "
           f"{'eager':>7s}", flush=True)
     results = []
-    for arch in args.archs:
+    for model_args, arch in model_archs(args):
         for size in args.sizes:
-            setups = build_setups(arch, size, device, args)
+            setups = build_setups(arch, size, device, model_args)
             memory = memory_row(setups, device) if "train" in args.modes else {}
             for mode in args.modes:
                 steps = {b: getattr(s, f"{mode}_step") for b, s in setups.items()}
                 t = time_round_robin(steps, device, args.warmup, args.reps)
-                row = {"arch": arch, "size": size, "mode": mode, **{f"{b}_s": v for b, v in t.items()},
+                row = {"model": model_args.model, "arch": arch, "size": size, "mode": mode,
+                       **{f"{b}_s": v for b, v in t.items()},
                        "norm_share": norm_shares(t), "removed": removed_share(t),
                        **(memory if mode == "train" else {})}
                 results.append(row)

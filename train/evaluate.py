@@ -45,7 +45,8 @@ def build_parser():
     p.add_argument("--dataroot", required=True, help="folder holding testA/ and testB/")
     p.add_argument("--inception_weights", default=None,
                    help="torch-fidelity's InceptionV3 weights file (default: its cache; never downloaded)")
-    p.add_argument("--direction", choices=("both", "AtoB", "BtoA"), default="both")
+    p.add_argument("--direction", choices=("both", "AtoB", "BtoA"), default="both",
+                   help="both: every direction the checkpoint holds (AtoB alone for CUT's training checkpoints)")
     p.add_argument("--size", type=int, default=None, help="resize every image to N x N (multiple of 4)")
     p.add_argument("--kid_subsets", type=int, default=feature_stats.KID_DEFAULT_SUBSETS)
     p.add_argument("--kid_subset_size", type=int, default=feature_stats.KID_DEFAULT_SUBSET_SIZE,
@@ -61,21 +62,28 @@ def build_parser():
 
 # --- generators and size -------------------------------------------------------------------
 
-def holds_both_directions(checkpoint) -> bool:
-    from models.loading import UGATIT_GENERATOR_KEYS
+def held_directions(checkpoint) -> tuple:
+    """The directions a checkpoint names its generators by: both for U-GAT-IT's, those of a
+    training checkpoint (AtoB alone for CUT's), none for a file holding a single generator."""
+    from models.loading import DIRECTIONS, UGATIT_GENERATOR_KEYS
     from models.training_checkpoint import TRAIN_FORMAT
-    return isinstance(checkpoint, dict) and (
-        checkpoint.get("format") == TRAIN_FORMAT or any(k in checkpoint for k in UGATIT_GENERATOR_KEYS.values()))
+    if not isinstance(checkpoint, dict):
+        return ()
+    if checkpoint.get("format") == TRAIN_FORMAT:
+        generators = checkpoint.get("generators")
+        return tuple(d for d in DIRECTIONS if isinstance(generators, dict) and d in generators) or DIRECTIONS
+    return DIRECTIONS if any(k in checkpoint for k in UGATIT_GENERATOR_KEYS.values()) else ()
 
 
 def load_generators(checkpoint, direction, norm_impl, device):
-    """{"AtoB": net, "BtoA": net} restricted to what --direction asks for."""
+    """{"AtoB": net, "BtoA": net} restricted to what --direction asks for ("both": every
+    direction the checkpoint holds)."""
     import models
     if direction == "both":
-        if not holds_both_directions(checkpoint):
+        directions = held_directions(checkpoint)
+        if not directions:
             raise EvaluateError("--checkpoint holds a single generator; pass --direction AtoB or BtoA to say "
                                 "which way it translates")
-        directions = ("AtoB", "BtoA")
     else:
         directions = (direction,)
     return {d: models.load_generator(checkpoint, direction=d, norm_impl=norm_impl, map_location=device)

@@ -57,3 +57,27 @@ def test_count_writes_one_object_per_build_with_ratios_against_the_official_iter
     saving = by_build["fused+save_memory"]["saved_mb"]
     assert by_build["fused+save_memory+grad_checkpoint"]["saved_mb"] < saving < by_build["fused"]["saved_mb"]
     assert "fused+save_memory" in capsys.readouterr().out
+
+
+def test_cut_recipes_run_beside_cycle_gan_with_cuts_own_iteration_as_reference(tmp_path):
+    out = tmp_path / "cut.json"
+    # adalin is CycleGAN's only: CUT's recipes train ResNet generators
+    args = bench.parse_args(["--model", "cycle_gan,cut", "--archs", "resnet_6blocks,adalin"])
+    assert [(a.model, arch) for a, arch in bench.model_archs(args)] == [
+        ("cycle_gan", "resnet_6blocks"), ("cycle_gan", "adalin"), ("cut", "resnet_6blocks")]
+    bench.main(["--quick", "--model", "cycle_gan,cut,fastcut", "--builds", "fused,official", "--modes", "train",
+                "--warmup", "0", "--json", str(out)])
+    rows = json.loads(out.read_text())["results"]
+    assert [r["model"] for r in rows] == ["cycle_gan", "cut", "fastcut"]
+    by_model = {r["model"]: r for r in rows}
+    # CUT's reference runs the encoder four more times with gradients (two for FastCUT, without
+    # the NCE identity), so it keeps more than our single encoder pass over fake_B and idt_B
+    for model in ("cut", "fastcut"):
+        assert by_model[model]["saved_official"] > by_model[model]["saved_fused"] > 0
+    assert by_model["fastcut"]["saved_fused"] < by_model["cut"]["saved_fused"]  # half the images through G
+
+
+def test_a_model_that_trains_none_of_the_archs_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.parse_args(["--model", "cut", "--archs", "adalin"])
+    assert exit_.value.code == 2 and "--model cut trains none of --archs adalin" in capsys.readouterr().err

@@ -6,7 +6,8 @@ RECIPES: a new recipe gets these tests by being registered.
   would synchronise on a GPU (tests/helpers.py SyncCounter); the run reads the losses (one
   .item() each) only on logging steps. On CUDA torch itself is asked to raise on a sync.
 - latest.pt holds the format's keys, the recipe's networks, optimisers and schedulers under
-  their names, and generators that models.load_generator reads;
+  their names (those it has after a step: CUT's netF joins on the first batch), and generators
+  that models.load_generator reads, in each direction the recipe trains;
 - a run stopped and resumed continues exactly: the same losses and the same final weights as a
   run that never stopped;
 - sample_rows gives 2 * sample_rows_per_domain rows shaped like the input images.
@@ -90,13 +91,15 @@ def test_checkpoint_holds_the_format_and_the_recipes_parts(model, tmp_path):
     checkpoint = torch.load(path, weights_only=True)
     opt = options.parse(tiny(model))
     recipe = make_recipe(opt)
+    recipe.train_step(*images(opt, seed=0))
     expected = {"generators": set(recipe.generators), "discriminators": set(recipe.discriminators),
                 "optimizers": set(recipe.optimizers), "schedulers": set(recipe.schedulers)}
     assert {name: set(checkpoint[name]) for name in expected} == expected
     fields = {f for cls in (RecipeState, RunProgress) for f in cls.__dataclass_fields__} - {"extras"}
     assert set(FORMAT_KEYS) | fields <= set(checkpoint)
     assert checkpoint["step"] == 2 and checkpoint["opt"]["model"] == model
-    for direction in ("AtoB", "BtoA"):
+    assert "AtoB" in recipe.generators and set(recipe.generators) <= {"AtoB", "BtoA"}
+    for direction in recipe.generators:
         net = models.load_generator(str(path), direction=direction)
         assert set(net.state_dict()) == set(recipe.generators[direction].state_dict())
 
@@ -167,4 +170,7 @@ def test_every_recipe_is_in_the_registry_and_declares_its_interface():
         recipe = get_recipe(name)
         assert recipe.name == name and recipe.loss_names and recipe.sample_caption
         assert isinstance(recipe.option_defaults, dict) and isinstance(recipe.demo_defaults, dict)
-        assert os.path.isdir(os.path.join(os.path.dirname(__file__), "..", "..", "train", "recipes", name))
+        # one package per recipe, or presets of a recipe in its package (fastcut in cut)
+        package = name if not recipe.options_of else recipe.options_of
+        assert RECIPES[name].startswith(f"train.recipes.{package}:")
+        assert os.path.isdir(os.path.join(os.path.dirname(__file__), "..", "..", "train", "recipes", package))

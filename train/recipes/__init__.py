@@ -8,6 +8,8 @@ from .base import Recipe, RunContext
 RECIPES = {
     "cycle_gan": "train.recipes.cycle_gan:CycleGAN",
     "ugatit": "train.recipes.ugatit:UGATIT",
+    "cut": "train.recipes.cut:CUT",
+    "fastcut": "train.recipes.cut:FastCUT",  # a preset of cut: after it
 }
 DEFAULT_RECIPE = "cycle_gan"
 
@@ -21,9 +23,10 @@ def get_recipe(name: str) -> type:
 
 
 def add_recipe_options(parser) -> None:
-    """Each recipe's own options, in an argument group named after it."""
+    """Each recipe's own options, in an argument group named after it (a preset has none of its own)."""
     for name in RECIPES:
-        get_recipe(name).add_options(parser.add_argument_group(f"--model {name}"))
+        if not get_recipe(name).options_of:
+            get_recipe(name).add_options(parser.add_argument_group(f"--model {name}"))
 
 
 __all__ = ["Recipe", "RunContext", "RECIPES", "DEFAULT_RECIPE", "get_recipe", "add_recipe_options"]
