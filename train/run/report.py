@@ -10,7 +10,7 @@ from PIL import Image
 
 from ..atomic import atomic_write
 from ..data import to_uint8
-from ..evaluation.paired import TABLE_ROWS
+from ..evaluation.paired import measured_rows
 
 
 class MetricsLog:
@@ -64,11 +64,12 @@ def save_grid(rows, path, labels=None, scale=None):
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     img.save(path)
+    return img
 
 
-def plot_curves(folder, loss_names):
-    """The loss plot (each of loss_names vs step: D_* and G_* as adversarial losses, the others
-    as reconstruction losses) and, if any evaluation was logged, the eval plot. Returns paths."""
+def plot_curves(folder, loss_panels):
+    """The loss plot (one panel per LossPanel of the recipe, each loss vs step) and, if any
+    evaluation was logged, the eval plot. Returns the paths written."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -78,14 +79,7 @@ def plot_curves(folder, loss_names):
     evals = [r for r in records if r.get("type") == "eval"]
     written = []
     if train:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        steps = [r["step"] for r in train]
-        for k in loss_names:
-            if k in train[0]:
-                ax = axes[0] if k.startswith(("D_", "G_")) else axes[1]
-                ax.plot(steps, [_number(r[k]) for r in train], label=k)
-        axes[0].set_title("adversarial losses")
-        axes[1].set_title("reconstruction losses")
+        fig, axes = loss_figure(plt, train, loss_panels)
         written.append(_finish_figure(plt, fig, axes, folder.loss_plot))
     if evals:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -94,10 +88,30 @@ def plot_curves(folder, loss_names):
             for key, label, style in ((f"{metric}_AtoB", "G(A) vs true B", "-o"),
                                       (f"{metric}_BtoA", "F(B) vs true A", "-o"),
                                       (f"{metric}_identity_AtoB", "identity baseline (A vs B)", "--")):
-                ax.plot(steps, [_number(r[key]) for r in evals], style, label=label, markersize=3)
+                if key in evals[0]:  # a one-sided recipe (CUT) has no F(B)
+                    ax.plot(steps, [_number(r[key]) for r in evals], style, label=label, markersize=3)
             ax.set_title(metric.upper() + (" (dB)" if metric == "psnr" else ""))
         written.append(_finish_figure(plt, fig, axes, folder.eval_plot))
     return written
+
+
+def loss_figure(plt, train, loss_panels):
+    """(figure, the axes drawn): a panel per LossPanel, three columns when there are more than
+    four panels, each loss vs step (a null, i.e. non-finite, value is a gap)."""
+    panels = [p for p in loss_panels if any(name in train[0] for name in p.names)]
+    columns = 2 if len(panels) <= 4 else 3
+    rows = math.ceil(len(panels) / columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
+    cells = list(grid.flat)
+    for spare in cells[len(panels):]:
+        spare.remove()
+    steps = [r["step"] for r in train]
+    for ax, panel in zip(cells, panels):
+        for name in panel.names:
+            if name in train[0]:
+                ax.plot(steps, [_number(r.get(name)) for r in train], label=name)
+        ax.set_title(panel.title)
+    return fig, cells[:len(panels)]
 
 
 def write_index(folder, opt_dict, sample_caption):
@@ -118,7 +132,7 @@ def write_index(folder, opt_dict, sample_caption):
         last = evals[-1]
         parts.append(f"<h2>Evaluation at step {last['step']}</h2><table><tr><th></th><th>PSNR (dB)</th>"
                      "<th>SSIM</th></tr>")
-        for label, key in TABLE_ROWS:
+        for label, key in measured_rows(last):
             parts.append(f"<tr><td>{label}</td><td>{last['psnr_' + key]:.2f}</td><td>{last['ssim_' + key]:.3f}</td></tr>")
         parts.append("</table>")
     parts.append("<h2>Samples</h2>")
@@ -135,12 +149,19 @@ def _number(value):
     return float("nan") if value is None else value
 
 
-def _finish_figure(plt, fig, axes, path):
-    """Step axis, legend and grid on every panel; save as PNG and close. Returns the path."""
+def decorate_axes(axes):
+    """Step axis, grid and a legend inside each panel (two columns past four lines)."""
     for ax in axes:
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+        lines = len(ax.get_lines())
+        if lines:
+            ax.legend(fontsize=7 if lines > 4 else 8, ncol=2 if lines > 4 else 1, loc="best", framealpha=0.7)
         ax.grid(alpha=0.3)
+
+
+def _finish_figure(plt, fig, axes, path):
+    """Decorate every panel; save as PNG and close. Returns the path."""
+    decorate_axes(axes)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
