@@ -8,6 +8,10 @@ Environment knobs:
   CUDA_HOME                 the toolkit root (default: found from `nvcc --dryrun`)
   CYCLEGAN_EXT_CPU_ISA      avx2 | default: the CPU vector instructions the kernels use
                             (default: avx2 when this machine has AVX2 and FMA)
+  CYCLEGAN_EXT_BUILD_TEMP   a folder for the object files that outlives the build (scripts/setup.sh:
+                            build/cyclegan_ext); ninja then recompiles only the sources, headers
+                            and flags that changed. Unset: setuptools' own (for pip -e, a fresh
+                            temporary folder each time, so everything is compiled)
 """
 import glob
 import os
@@ -117,9 +121,23 @@ def extension_modules():
     return [ext], torch
 
 
+def build_ext_command():
+    """torch's BuildExtension, keeping its object files in CYCLEGAN_EXT_BUILD_TEMP when set."""
+    from torch.utils.cpp_extension import BuildExtension
+
+    class BuildExtensionInFolder(BuildExtension.with_options(no_python_abi_suffix=False)):
+        def finalize_options(self):
+            super().finalize_options()
+            folder = os.environ.get("CYCLEGAN_EXT_BUILD_TEMP")
+            if folder:  # pip install -e would otherwise compile in a new temporary folder every time
+                self.build_temp = os.path.abspath(folder)
+                print(f"cyclegan_ext: object files in {self.build_temp}")
+
+    return BuildExtensionInFolder
+
+
 def main():
     extensions, torch = extension_modules()  # sets CUDA_HOME before cpp_extension reads it
-    from torch.utils.cpp_extension import BuildExtension
 
     torch_version = torch.__version__.split("+")[0]
     setup(
@@ -128,7 +146,7 @@ def main():
         description="Fused AdaLIN / LIN / instance-norm kernels for CycleGAN-style generators",
         packages=find_packages(include=["cyclegan_ext", "cyclegan_ext.*"]),
         ext_modules=extensions,
-        cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=False)},
+        cmdclass={"build_ext": build_ext_command()},
         # The compiled kernels only load in the torch they were built against.
         install_requires=[f"torch=={torch_version}"],
         python_requires=">=3.9",

@@ -26,6 +26,17 @@ def min_input_size(n_layers: int) -> int:
     return 3 * 2 ** (n_layers - 2)
 
 
+def deepest_fitting(size: int) -> int | None:
+    """The largest n_layers whose min_input_size is at most `size`; None when even
+    MIN_N_LAYERS needs more."""
+    if size < min_input_size(MIN_N_LAYERS):
+        return None
+    n_layers = MIN_N_LAYERS
+    while min_input_size(n_layers + 1) <= size:
+        n_layers += 1
+    return n_layers
+
+
 def _down(in_channels: int, out_channels: int, stride: int) -> list:
     return [nn.ReflectionPad2d(1),
             spectral_norm(nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=stride, padding=0, bias=True)),

@@ -131,6 +131,37 @@ def test_command_exports_the_chosen_direction_with_dynamic_sizes(training_checkp
     assert onnx_vs_fused(str(out), a_to_b, (1, 3, 32, 32)) > 100 * TOL  # it is not the other generator
 
 
+def padded_translation(net, x):
+    """Written out by hand, as translate does: reflection-pad the right and bottom to multiples
+    of 4, translate, crop back to the input's size."""
+    h, w = x.shape[-2:]
+    with torch.no_grad():
+        return net(torch.nn.functional.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect"))[..., :h, :w].numpy()
+
+
+@pytest.mark.parametrize("kind", ["adalin", "resnet_6blocks", "ugatit_light"])
+def test_dynamic_model_takes_sizes_that_are_not_multiples_of_4(kind, tmp_path):
+    out = tmp_path / f"{kind}.onnx"
+    torch.save(payload(kind, seed=9), tmp_path / "g.pt")
+    assert export.main(["--checkpoint", str(tmp_path / "g.pt"), "--onnx", str(out), "--dynamic"]) == 0
+    fused = models.load_generator(str(tmp_path / "g.pt"))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 49, 50), (1, 3, 50, 49), (2, 3, 13, 9), (1, 3, 8, 31), (1, 3, 16, 16)]:
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(2)) * 2 - 1
+        (output,) = session.run(None, {"image": x.numpy()})
+        assert output.shape == shape                                          # cropped back
+        assert np.abs(output - padded_translation(fused, x)).max() <= TOL, shape
+    rule = {p.key: p.value for p in onnx.load(str(out)).metadata_props}[onnx_lib.INPUT_SIZE_KEY]
+    assert "any H and W >= 8" in rule and "multiples of 4" in rule          # the rule, in the model
+
+
+def test_fixed_size_model_states_its_size(training_checkpoint, tmp_path):
+    out = tmp_path / "fixed.onnx"
+    assert export.main(["--checkpoint", str(training_checkpoint), "--onnx", str(out), "--size", "24"]) == 0
+    rule = {p.key: p.value for p in onnx.load(str(out)).metadata_props}[onnx_lib.INPUT_SIZE_KEY]
+    assert "only 24x24" in rule
+
+
 def test_command_keeps_an_existing_file_without_overwrite(training_checkpoint, tmp_path, capsys):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"earlier model")

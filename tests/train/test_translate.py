@@ -1,5 +1,8 @@
+import base64
+import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -111,6 +114,40 @@ def test_official_cyclegan_state_dict_and_size(tmp_path):
     assert sorted(os.listdir(tmp_path / "one")) == ["index.html", "wide.png"]
 
 
+def test_inputs_differing_only_in_case_or_extension_get_distinct_outputs(tmp_path):
+    """a.PNG, a.png, a.jpg (and a_png.png, the name one of them would get) all become a.png
+    plainly: each gets an output of its own, the same on every run, holding its own translation."""
+    os.makedirs(tmp_path / "in")
+    rng = np.random.default_rng(5)
+    names = ["a.JPG", "a.PNG", "a.jpg", "a.png", "a_png.png", "b.png"]
+    for name in names:  # different pixels in each, so a swapped output would show
+        Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(tmp_path / "in" / name,
+                                                                                format="PNG")
+    ckpt = official_checkpoint(tmp_path / "g.pth")
+    assert run_cli("--checkpoint", ckpt, "--input", tmp_path / "in", "--output", tmp_path / "o") == 0
+    outputs = sorted(f for f in os.listdir(tmp_path / "o") if f.endswith(".png"))
+    assert len(outputs) == len(names) and len({f.casefold() for f in outputs}) == len(names)
+    assert "a_png.png" in outputs and "b.png" in outputs  # plain names stay with their own input
+    mapping = dict(translate.list_inputs(str(tmp_path / "in"), str(tmp_path / "o")))
+    assert mapping == dict(translate.list_inputs(str(tmp_path / "in"), str(tmp_path / "o2")))  # deterministic
+    assert mapping[str(tmp_path / "in" / "a_png.png")] == "a_png.png"
+    net = models.load_generator(ckpt)
+    for source, rel in mapping.items():
+        got = np.asarray(Image.open(tmp_path / "o" / rel)).astype(int)
+        # the same float computation run twice: equal up to a rounding flip of one 8-bit level
+        assert np.abs(got - expected_output(net, source).astype(int)).max() <= 1, (source, rel)
+
+
+def test_output_names_are_distinct_ignoring_case_in_subfolders_too():
+    from train.translate.names import output_names
+    rels = [os.path.join("s", n) for n in ("x.PNG", "x.png", "x_png.png", "x_png_2.png")] + ["S/x.png", "y.tif"]
+    names = output_names(rels)
+    assert len({n.casefold() for n in names}) == len(rels)
+    assert names[2:4] == [os.path.join("s", "x_png.png"), os.path.join("s", "x_png_2.png")]  # their own
+    assert names[-1] == "y.png" and all(n.endswith(".png") for n in names)
+    assert output_names(rels) == names
+
+
 def test_ugatit_checkpoint_direction(tmp_path):
     inp = make_inputs(tmp_path / "in")
     torch.manual_seed(0)
@@ -216,16 +253,58 @@ def test_out_of_memory_names_the_image_and_how_to_downscale(tmp_path, capsys, mo
 
 
 class PageLinks(HTMLParser):
+    """The page's links, and its table rows as [(image src, caption text)] per cell."""
+
     def __init__(self):
         super().__init__()
-        self.images, self.links = [], []
+        self.links, self.rows = [], []
+        self.cell = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "img":
-            self.images.append(unquote(attrs["src"]))
+        if tag == "tr":
+            self.rows.append([])
+        if tag == "td":
+            self.cell = ["", ""]
+        if tag == "img" and self.cell is not None:
+            self.cell[0] = unquote(attrs["src"])
         if tag == "a":
             self.links.append(attrs["href"])
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self.rows[-1].append(tuple(self.cell))
+            self.cell = None
+        if tag == "table":
+            self.rows = [row for row in self.rows if row]  # the header row has no cells
+
+
+def embedded_image(src):
+    prefix = "data:image/jpeg;base64,"
+    assert src.startswith(prefix), src[:40]
+    return Image.open(io.BytesIO(base64.b64decode(src[len(prefix):])))
+
+
+def test_page_names_each_image_and_moves_with_its_folder(tmp_path):
+    inp = make_inputs(tmp_path / "in")
+    ckpt = training_checkpoint(tmp_path / "latest.pt")
+    assert run_cli("--checkpoint", ckpt, "--input", inp, "--output", tmp_path / "o") == 0
+    os.rename(tmp_path / "o", tmp_path / "moved")
+    shutil.rmtree(inp)  # the page needs neither the inputs nor the folder's old place
+    parser = PageLinks()
+    parser.feed((tmp_path / "moved" / "index.html").read_text())
+    captions = {}
+    for (source, input_caption), (target, output_caption) in parser.rows:
+        w, h = embedded_image(source).size
+        assert (w, h) == SIZES[input_caption] and os.path.isfile(tmp_path / "moved" / target)
+        assert Image.open(tmp_path / "moved" / target).size == (w, h)
+        captions[input_caption] = output_caption.split(",")[0]
+    # each image under its own name: the input's as it was found, the output's as written
+    assert captions == {src: os.path.splitext(src)[0] + ".png" for src in SIZES}
 
 
 def test_results_pages_show_input_and_output_side_by_side(tmp_path):
@@ -244,11 +323,11 @@ def test_results_pages_show_input_and_output_side_by_side(tmp_path):
         parser = PageLinks()
         parser.feed((out / name).read_text())
         assert set(parser.links) == set(pages) - {name}                     # links to the other pages
-        pairs = list(zip(parser.images[::2], parser.images[1::2]))
-        for source, target in pairs:
-            assert os.path.isfile(out / source) and os.path.isfile(out / target)
-            assert os.path.basename(source) == os.path.basename(target)     # input next to its output
-        shown += [os.path.basename(t) for _, t in pairs]
+        for (source, input_caption), (target, output_caption) in parser.rows:
+            assert embedded_image(source).size == (8, 8)                    # the input itself, embedded
+            assert os.path.isfile(out / target)
+            assert output_caption.startswith(input_caption + ", 8x8")       # input next to its output
+            shown.append(target)
     assert shown == [f"p{i:03d}.png" for i in range(101)]                   # 50 + 50 + 1, in order
     assert "zz_bad.png" in (out / "index.html").read_text()
     assert "zz_bad.png" not in (out / "index_2.html").read_text()

@@ -185,6 +185,30 @@ def test_bad_options_are_refused_in_one_line(tmp_path, capsys):
     assert "--compile does not work with --model ugatit" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("crop, expected", [(64, (6, 5)), (16, (4, 4)), (256, (7, 5))])
+def test_default_depths_too_deep_for_the_crop_become_the_deepest_that_fit(crop, expected, tmp_path, capsys):
+    opt = options.parse(["--model", "ugatit", "--crop_size", str(crop), "--load_size", str(crop + 30),
+                         "--checkpoints_dir", str(tmp_path)])
+    assert (opt.n_layers_global, opt.n_layers_local) == expected
+    for depth, default in zip(expected, (7, 5)):  # U-GAT-IT's rule written out: depth n needs 3 * 2^(n-2) px
+        assert 3 * 2 ** (depth - 2) <= crop                          # it fits
+        assert depth == default or 3 * 2 ** (depth - 1) > crop       # lowered only as far as needed
+    err = capsys.readouterr().err
+    if expected == (7, 5):
+        assert err == ""
+    else:
+        assert len(err.strip().splitlines()) == 1 and f"using --n_layers_global {expected[0]}" in err
+    models.UGATITDiscriminator(3, 4, opt.n_layers_global)(torch.zeros(1, 3, crop, crop))  # it runs
+
+
+def test_a_given_depth_too_deep_for_the_crop_names_the_fix(tmp_path, capsys):
+    args = ["--name", "x", "--checkpoints_dir", tmp_path, "--model", "ugatit", "--crop_size", "64"]
+    assert run_train(*args, "--n_layers_global", "7") == 2
+    err = capsys.readouterr().err
+    assert "--n_layers_global 7 needs --crop_size >= 96" in err and "pass --n_layers_global 6" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def first_moments(path):
     """Adam's exp_avg after one step is (1 - beta1) * gradient, per parameter."""
     state = torch.load(path, weights_only=True)["optimizers"]

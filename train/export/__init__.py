@@ -41,7 +41,8 @@ def build_parser():
     p.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="(--onnx) which generator")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--size", type=int, default=None, help="(--onnx) fixed input size N x N (default 256)")
-    size.add_argument("--dynamic", action="store_true", help="(--onnx) any height and width divisible by 4")
+    size.add_argument("--dynamic", action="store_true",
+                      help="(--onnx) any height and width >= 8 (the graph pads to multiples of 4 and crops back)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="(--onnx) largest max |onnxruntime - PyTorch| accepted before writing")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")

@@ -14,8 +14,11 @@ times longer. Opset 17, standard operators only (checked).
 Before the file is written, onnxruntime runs it on a random input and its output is compared
 with PyTorch's, both the fused network (what train.translate runs) and the eager one that was
 exported; a difference above the tolerance (default 1e-4, float32) means no file is written.
-The batch size is always dynamic; --dynamic also makes height and width dynamic (multiples of
-4). U-GAT-IT's full generator only runs at its img_size, so it is exported at that size.
+The batch size is always dynamic; --dynamic also makes height and width dynamic: any size of at
+least 8, as the graph pads height and width by reflection (right and bottom) to the multiples of 4
+the generators need and crops the output back, as train.translate does. U-GAT-IT's full
+generator only runs at its img_size, so it is exported at that size. The model's metadata
+(`input_size`) states the rule.
 """
 from __future__ import annotations
 
@@ -26,17 +29,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from models.errors import UserError
 
 from ..atomic import atomic_write
 from ..cli import MissingDependencyError
+from ..options.checks import GENERATOR_MULTIPLE
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "translated"
 DEFAULT_SIZE = 256
 DEFAULT_TOLERANCE = 1e-4
 STANDARD_DOMAINS = ("", "ai.onnx")
+MIN_SIZE = 8  # two halvings must leave the residual blocks' reflection pads 2 pixels
+INPUT_SIZE_KEY = "input_size"  # the metadata entry stating which sizes the graph takes
 
 
 class OnnxExportError(UserError, ValueError):
@@ -76,15 +84,43 @@ def export_size(net, size, dynamic) -> int:
             raise OnnxExportError(f"--size {size}: this U-GAT-IT generator (light=False) only runs at {fixed}x{fixed}")
         return fixed
     size = DEFAULT_SIZE if size is None else size
-    if size < 8 or size % 4:
-        raise OnnxExportError(f"--size must be a multiple of 4 and at least 8, got {size}")
+    if size < MIN_SIZE or size % GENERATOR_MULTIPLE:
+        raise OnnxExportError(f"--size must be a multiple of {GENERATOR_MULTIPLE} and at least {MIN_SIZE}, got {size}")
     return size
 
 
+class PaddedToMultiple(nn.Module):
+    """`net` on any height and width: reflection-pads the right and bottom to multiples of
+    GENERATOR_MULTIPLE, runs net, and crops its output back (traced, the pads follow the input)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        h, w = x.shape[-2], x.shape[-1]
+        pad_h, pad_w = (-h) % GENERATOR_MULTIPLE, (-w) % GENERATOR_MULTIPLE
+        return self.net(F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"))[..., :h, :w]
+
+
+def exported_network(net, dynamic):
+    """What the graph computes: net itself at a fixed size, net padded and cropped when dynamic."""
+    return PaddedToMultiple(net).eval() if dynamic else net
+
+
+def input_size_rule(size, dynamic):
+    """The metadata text saying which inputs the graph takes."""
+    if dynamic:
+        return (f"image (N, 3, H, W) in [-1, 1], any N, any H and W >= {MIN_SIZE}: the graph pads H and W by "
+                f"reflection (right and bottom) to multiples of {GENERATOR_MULTIPLE} and crops the output back to "
+                "H x W")
+    return f"image (N, 3, {size}, {size}) in [-1, 1], any N; only {size}x{size}"
+
+
 def check_shapes(size, dynamic):
-    """Inputs the export is checked on: the export size, then batch 2 (at another, non-square
-    size for --dynamic)."""
-    other = (max(8, size // 2 // 4 * 4), size + 8) if dynamic else (size, size)
+    """Inputs the export is checked on: the export size, then batch 2 (for --dynamic at another,
+    non-square size whose sides are not multiples of 4, so the padding in the graph is checked)."""
+    other = (max(MIN_SIZE, size // 2 // 4 * 4) + 1, size + 6) if dynamic else (size, size)
     return [(1, 3, size, size), (2, 3, *other)]
 
 
@@ -96,9 +132,11 @@ def assert_exportable(net):
 
 
 def to_onnx(eager_net, size, dynamic):
-    """The ONNX ModelProto of `eager_net` (batch dynamic; height and width too when `dynamic`)."""
+    """The ONNX ModelProto of `eager_net` (batch dynamic; height and width too when `dynamic`,
+    through PaddedToMultiple), with its input_size rule in the metadata."""
     onnx = _libraries()[0]
     assert_exportable(eager_net)
+    eager_net = exported_network(eager_net.eval(), dynamic)
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic else {0: "batch"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -109,6 +147,7 @@ def to_onnx(eager_net, size, dynamic):
                           opset_version=OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, do_constant_folding=True)
     model = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(model, {INPUT_SIZE_KEY: input_size_rule(size, dynamic)})
     onnx.checker.check_model(model)
     non_standard = sorted({node.domain for node in model.graph.node} - set(STANDARD_DOMAINS)) + \
         [f"local function {f.name}" for f in model.functions]
@@ -143,8 +182,9 @@ def checked_model(references, size, dynamic):
     model_bytes = to_onnx(references["eager"], size, dynamic).SerializeToString()
     session = onnx_session(model_bytes)
     report = ExportReport(size, dynamic)
+    computed = {name: exported_network(net, dynamic) for name, net in references.items()}
     for shape in check_shapes(size, dynamic):
-        report.checks.append({"shape": list(shape), "max_abs_diff": max_abs_differences(session, references, shape)})
+        report.checks.append({"shape": list(shape), "max_abs_diff": max_abs_differences(session, computed, shape)})
     return model_bytes, report
 
 

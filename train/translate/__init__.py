@@ -9,8 +9,9 @@ generator state_dict (latest_net_G_A.pth), a U-GAT-IT generator state_dict or ch
 (genA2B / genB2A). Every output has its input's size: the image is padded by reflection to the
 multiple of 4 the generators need, translated, and cropped back. With --size N the generator
 works on an N x N resize (U-GAT-IT's full generator always works at its training size) and the
-result is resized back. Outputs are PNGs named after the inputs (folder structure kept), and
-index.html (index_2.html, ... for more than 50 images) shows each input next to its output.
+result is resized back. Outputs are PNGs named after the inputs (folder structure kept; inputs
+that differ only in extension or case get distinct names, names.py), and index.html
+(index_2.html, ... for more than 50 images) shows each input, embedded, next to its output.
 Existing outputs are never overwritten without --overwrite, and inputs never are.
 
 Exit status: 0 when every image was translated, 1 when some could not be (each is named, with
@@ -29,8 +30,9 @@ from PIL import Image
 from ..atomic import atomic_write
 from ..cli import EXIT_INTERRUPTED, MissingFileError, UserError, command
 from ..data import IMG_EXTENSIONS, load_rgb, pil_to_tensor, scan_images, to_uint8
-from ..options.checks import GENERATOR_MULTIPLE, check_device
+from ..options.checks import GENERATOR_MULTIPLE, device_or_default
 from . import results_page
+from .names import output_names
 
 RGB = 3
 MIN_SIDE = 8  # smaller images are enlarged first: the generators' reflection pads need the room
@@ -62,26 +64,21 @@ def build_parser():
 
 def list_inputs(path, output):
     """[(input path, output path relative to --output)]; a folder is searched recursively,
-    skipping --output when it lies inside it."""
+    skipping --output when it lies inside it. Output names: train/translate/names.py."""
     if os.path.isfile(path):
-        return [(path, os.path.splitext(os.path.basename(path))[0] + ".png")]
+        return [(path, output_names([os.path.basename(path)])[0])]
     if not os.path.isdir(path):
         raise MissingFileError(f"--input {path}: no such file or folder")
     output_real = os.path.realpath(output)
-    items, taken = [], set()
-    for source in scan_images(path):
-        if _is_inside(os.path.realpath(source), output_real):
-            continue
-        rel_dir = os.path.relpath(os.path.dirname(source), path)
-        stem, ext = os.path.splitext(os.path.basename(source))
-        rel = os.path.normpath(os.path.join(rel_dir, stem + ".png"))
-        if rel in taken:  # a.jpg and a.png in one folder
-            rel = os.path.normpath(os.path.join(rel_dir, f"{stem}_{ext.lstrip('.').lower()}.png"))
-        taken.add(rel)
-        items.append((source, rel))
-    if not items:
+    sources = [s for s in scan_images(path) if not _is_inside(os.path.realpath(s), output_real)]
+    if not sources:
         raise MissingFileError(f"--input {path}: no images in it (looked for {', '.join(IMG_EXTENSIONS[::2])})")
-    return items
+    return list(zip(sources, output_names([os.path.relpath(s, path) for s in sources])))
+
+
+def input_name(input_arg, source):
+    """How the page names an input: its path under the --input folder, or its file name."""
+    return os.path.relpath(source, input_arg) if os.path.isdir(input_arg) else os.path.basename(source)
 
 
 def _is_inside(path, folder):
@@ -112,9 +109,7 @@ def check_arguments(args):
         raise TranslateError(f"--size must be at least {MIN_SIDE}, got {args.size}")
     if args.batch_size < 1:
         raise TranslateError(f"--batch_size must be >= 1, got {args.batch_size}")
-    if args.device:
-        return check_device(args.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return device_or_default(args.device)
 
 
 def check_channels(net, checkpoint):
@@ -191,13 +186,14 @@ class Translation:
         self.done, self.translated, self.failed = 0, [], []
         self.pending = {}  # working shape -> [(tensor, job)]
 
-    def add(self, source, rel, target):
+    def add(self, source, name, rel, target):
+        """Translate `source` (called `name` on the page) into `target` (`rel` in --output)."""
         try:
             img = load_rgb(source)
         except Exception as error:  # unreadable, corrupt, not an image: report it and go on
             self.fail(source, rel, f"cannot read it: {type(error).__name__}: {error}")
             return
-        job = (source, rel, target, img.size)
+        job = (source, name, rel, target, img.size)
         try:
             x = network_input(img, self.size)
         except MemoryError:
@@ -226,7 +222,7 @@ class Translation:
                     self.pending[key] = [item]
                     self.flush(key)
                 return
-            _, (source, rel, _, input_size) = batch[0]
+            _, (source, _, rel, _, input_size) = batch[0]
             self.fail(source, rel, out_of_memory_advice(input_size, self.device))
             return
         seconds = (time.perf_counter() - start) / len(batch)
@@ -242,12 +238,13 @@ class Translation:
             torch.cuda.empty_cache()
 
     def write(self, y, job, seconds):
-        source, rel, target, input_size = job
+        source, name, rel, target, input_size = job
         image = output_image(y, input_size, self.size)
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         atomic_write(target, lambda f: image.save(f, format="PNG"), what="output")
         self.done += 1
-        self.translated.append((rel, source, target, f"{image.width}x{image.height}, {seconds:.1f} s"))
+        self.translated.append(results_page.Row(name, source, rel, target,
+                                                f"{image.width}x{image.height}, {seconds:.1f} s"))
         if self.show_progress:
             self.log(f"[{self.done}/{self.total}] {rel} {input_size[0]}x{input_size[1]} -> {target} {seconds:.1f} s")
 
@@ -270,11 +267,12 @@ def translate(args, log=print):
     work = Translation(net, device, working_size(net, args.size), args.batch_size, len(items), log,
                        not args.no_progress)
     for (source, rel), target in zip(items, targets):
-        work.add(source, rel, target)
+        work.add(source, input_name(args.input, source), rel, target)
     work.finish()
     os.makedirs(args.output, exist_ok=True)
     title = f"{os.path.basename(os.path.normpath(args.checkpoint))} {args.direction}: {args.input}"
-    pages = results_page.write_pages(args.output, sorted(work.translated), work.failed, title)
+    translated = sorted(work.translated, key=lambda row: row.output_name)
+    pages = results_page.write_pages(args.output, translated, work.failed, title)
     summary = f"translated {len(work.translated)} of {len(items)} image(s) into {args.output} (see {pages[0]})"
     if work.failed:
         summary += f"; {len(work.failed)} could not be translated (listed above and on the page)"

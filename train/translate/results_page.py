@@ -1,18 +1,41 @@
 """The results page of `python -m train.translate`: index.html in the output folder showing each
 input next to its translation, like the official CycleGAN test.py page, split into pages of
 PAGE_SIZE images (index.html, index_2.html, ...) linked to each other, with the images that
-could not be translated listed on the first page. Pages are written atomically."""
+could not be translated listed on the first page. Pages are written atomically.
+
+The pages are self-contained within the output folder: each input is shown as a thumbnail
+embedded in the page (a data: URI of the image as translate read it, upright and RGB), so the
+folder can be moved or shared without the inputs; outputs are linked by their path inside it.
+Each image is captioned with its own name (the input's as found under --input)."""
+import base64
 import html
+import io
 import os
 import re
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from ..atomic import atomic_write
+from ..data import load_rgb
 
 PAGE_SIZE = 50
+THUMBNAIL_SIDE = 320  # the largest side an image is shown at on the page
+THUMBNAIL_QUALITY = 90
 _PAGE_NAME = re.compile(r"index(_[0-9]+)?\.html")
 _STYLE = ("body{font-family:sans-serif;margin:1em}td{padding:4px;vertical-align:top;text-align:center}"
-          "img{max-width:320px;max-height:320px}.failed{color:#a00}nav a,nav b{margin-right:.5em}")
+          f"img{{max-width:{THUMBNAIL_SIDE}px;max-height:{THUMBNAIL_SIDE}px}}.failed{{color:#a00}}"
+          "nav a,nav b{margin-right:.5em}")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One translated image: the input's name (relative to --input) and path, the output's name
+    (relative to the output folder) and path, and what to say under the output."""
+    input_name: str
+    input_path: str
+    output_name: str
+    output_path: str
+    caption: str
 
 
 def page_name(number):
@@ -27,8 +50,8 @@ def existing_pages(folder):
 
 
 def write_pages(folder, translated, failed, title, page_size=PAGE_SIZE):
-    """translated: [(name, input path, output path, caption)], failed: [(name, reason)].
-    Writes the pages, removes older pages beyond the new count, returns the page paths."""
+    """translated: [Row], failed: [(name, reason)]. Writes the pages, removes older pages beyond
+    the new count, returns the page paths."""
     chunks = [translated[i:i + page_size] for i in range(0, len(translated), page_size)] or [[]]
     paths = []
     for number, rows in enumerate(chunks, start=1):
@@ -55,9 +78,10 @@ def _page(folder, number, count, rows, failed, title, total):
         parts.append("</ul>")
     if rows:
         parts.append("<table><tr><th>input</th><th>output</th></tr>")
-        for name, source, target, caption in rows:
-            parts.append(f"<tr><td>{_image(folder, source)}<br>{html.escape(name)}</td>"
-                         f"<td>{_image(folder, target)}<br>{html.escape(caption)}</td></tr>")
+        for row in rows:
+            parts.append(f"<tr><td>{_thumbnail(row.input_path)}<br>{html.escape(row.input_name)}</td>"
+                         f"<td>{_image(folder, row.output_path)}<br>{html.escape(row.output_name)}, "
+                         f"{html.escape(row.caption)}</td></tr>")
         parts.append("</table>")
     parts.append(nav + "</body></html>\n")
     return "\n".join(parts)
@@ -73,3 +97,16 @@ def _navigation(number, count):
 def _image(folder, path):
     href = quote(os.path.relpath(os.path.abspath(path), os.path.abspath(folder)).replace(os.sep, "/"))
     return f"<img src='{html.escape(href, quote=True)}' loading='lazy'>"
+
+
+def _thumbnail(path):
+    """The image at `path`, at most THUMBNAIL_SIDE pixels a side, as an embedded JPEG."""
+    try:
+        img = load_rgb(path)
+    except Exception as error:  # removed or changed since it was translated: say so, keep the page
+        return f"<span class='failed'>(cannot show the input: {html.escape(type(error).__name__)})</span>"
+    img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img src='data:image/jpeg;base64,{data}' width='{img.width}' height='{img.height}'>"
