@@ -9,10 +9,10 @@ from .adalin_generator import AdaLINGenerator
 from .errors import CheckpointError, UserError
 from .inference import translate_batches
 from .weight_init import init_normal_
-from .loading import load_generator
+from .loading import load_generator, load_generators
 from .norms import NORM_IMPLS
 from .patchgan import NLayerDiscriminator
-from .registry import GENERATOR_ARCHS, build_generator, generator_from_payload, generator_payload
+from .registry import GENERATOR_ARCHS, arch_of, build_generator, generator_from_payload, generator_payload
 from .resnet import ResnetGenerator
 from .ugatit import UGATITGenerator
 from .ugatit_discriminator import UGATITDiscriminator
@@ -21,6 +21,7 @@ from .weights import load_weights
 
 __all__ = [
     "AdaLINGenerator", "ResnetGenerator", "UGATITGenerator", "NLayerDiscriminator", "UGATITDiscriminator",
-    "build_generator", "generator_payload", "generator_from_payload", "load_generator", "load_ugatit_params",
+    "arch_of", "build_generator", "generator_payload", "generator_from_payload", "load_generator", "load_generators",
+    "load_ugatit_params",
     "load_weights", "init_normal_", "translate_batches", "CheckpointError", "UserError", "GENERATOR_ARCHS", "NORM_IMPLS",
 ]

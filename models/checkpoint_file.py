@@ -22,7 +22,10 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL_2_OR_LATER = b"\x80"
 # torch.save's legacy (non-zip) format starts with this pickled magic number.
 _LEGACY_TORCH_HEADER = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+# torch names the global its weights-only unpickler refused ("Unsupported global: GLOBAL
+# builtins.open", "unsupported GLOBAL posix.system whose module posix is blocked").
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)", re.IGNORECASE)
+_WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
 _OTHER_FILE_KINDS = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
                      (b"BM", "a BMP image"), (b"RIFF", "a RIFF file (WebP image, WAV...)"),
                      (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"%PDF", "a PDF document"),
@@ -30,17 +33,17 @@ _OTHER_FILE_KINDS = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG imag
 _HEADER_BYTES = len(_LEGACY_TORCH_HEADER)
 
 
-def describe_path(path) -> str:
-    return f"checkpoint file '{os.fspath(path)}'"
+def describe_path(path, kind="checkpoint file") -> str:
+    return f"{kind} '{os.fspath(path)}'"
 
 
-def read_checkpoint_file(path):
+def read_checkpoint_file(path, kind="checkpoint file"):
     """The object torch.save wrote to `path`, read with weights_only=True onto the CPU.
 
-    Raises FileNotFoundError, or a CheckpointError subclass naming the file:
+    Raises FileNotFoundError, or a CheckpointError subclass naming the file (as `kind`):
     NotACheckpointError, CorruptCheckpointError or UnsafeCheckpointError.
     """
-    where = describe_path(path)
+    where = describe_path(path, kind)
     if os.path.isdir(path):
         raise NotACheckpointError(f"{where} is a folder; pass the checkpoint file in it (e.g. latest.pt)")
     if not os.path.isfile(path):
@@ -57,10 +60,12 @@ def read_checkpoint_file(path):
 
 
 def _explain_load_failure(where, header, error):
+    """The error to raise for a file torch.load(weights_only=True) failed on. Never passes on
+    torch's advice to retry with weights_only=False: that would run whatever the file holds."""
     unsafe = _UNSAFE_GLOBAL.search(str(error)) if isinstance(error, pickle.UnpicklingError) else None
     if unsafe:
         return UnsafeCheckpointError(
-            f"{where} contains pickled Python objects that weights_only loading refuses (unsafe): "
+            f"{where} is unsafe: it contains pickled Python objects that weights_only loading refuses; "
             f"unpickling it would import and call {unsafe.group(1)}, which could run code from the file, "
             "so nothing in it was run. If you trust its origin, load it yourself and re-save only its "
             "tensors (a state_dict)")
@@ -102,5 +107,11 @@ def _corrupt(where, detail):
 
 
 def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
+    """The first line of torch's message that states a reason, not its advice about weights_only."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    reasons = [line for line in lines if line and not _is_torch_advice(line)]
+    return reasons[0].rstrip(".") if reasons else type(error).__name__
+
+
+def _is_torch_advice(line):
+    return line.startswith(_WEIGHTS_ONLY_REFUSAL) or "weights_only" in line or "trusted source" in line

@@ -2,6 +2,7 @@
 
 Reads, with torch.load(weights_only=True):
     - an official CycleGAN generator state_dict (latest_net_G_A.pth, ...)
+    - a CUT / FastCUT generator state_dict (latest_net_G.pth), anti-aliased or not
     - a U-GAT-IT generator state_dict, full or light, or a U-GAT-IT checkpoint holding
       'genA2B' / 'genB2A' (direction picks one)
     - this project's generator payload (models.generator_payload) and training checkpoint
@@ -11,6 +12,7 @@ Keys saved from DataParallel / DDP (`module.`) or torch.compile (`_orig_mod.`) l
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -38,6 +40,38 @@ def load_generator(source, direction: str = "AtoB", norm_impl: str = "fused", ma
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     where, checkpoint = _read(source)
+    return _load(source, where, checkpoint, direction, norm_impl, map_location)
+
+
+@dataclass
+class CheckpointGenerators:
+    """What load_generators found in one checkpoint."""
+    generators: dict  # {"AtoB": net, "BtoA": net}, the one direction held, or {None: net} for a
+    #                   file of a single generator (it does not record which way it translates)
+    step: int | None  # the training step of this project's training checkpoints, else None
+
+
+def load_generators(source, norm_impl: str = "fused", map_location="cpu") -> CheckpointGenerators:
+    """Every generator in `source` (read once), in eval mode, as load_generator loads each."""
+    where, checkpoint = _read(source)
+    directions = held_directions(checkpoint) or (None,)
+    generators = {d: _load(source, where, checkpoint, d or "AtoB", norm_impl, map_location) for d in directions}
+    step = checkpoint.get("step") if checkpoint.get("format") == TRAIN_FORMAT else None
+    return CheckpointGenerators(generators, step if isinstance(step, int) else None)
+
+
+def held_directions(checkpoint) -> tuple:
+    """The directions a checkpoint dict holds generators for, () for one holding a single
+    generator (or none)."""
+    if not isinstance(checkpoint, dict):
+        return ()
+    if checkpoint.get("format") == TRAIN_FORMAT:
+        generators = checkpoint.get("generators")
+        return tuple(d for d in DIRECTIONS if isinstance(generators, dict) and d in generators)
+    return tuple(d for d in DIRECTIONS if UGATIT_GENERATOR_KEYS[d] in checkpoint)
+
+
+def _load(source, where, checkpoint, direction, norm_impl, map_location):
     try:
         net = _generator_from_checkpoint(checkpoint, direction, norm_impl)
     except WrongCheckpointKindError as error:

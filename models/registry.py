@@ -55,6 +55,17 @@ def generator_config(arch: str, **candidates) -> dict:
     return {k: v for k, v in candidates.items() if v is not None and k in takes and k not in fixed}
 
 
+def arch_of(net: nn.Module) -> str:
+    """The architecture name (GENERATOR_ARCHS, or resnet_<n>blocks) that builds `net`."""
+    net = unwrap(net)
+    config = getattr(net, "config", {})
+    for arch in (*GENERATOR_ARCHS, f"resnet_{config.get('n_blocks')}blocks"):
+        cls, fixed = _arch_class_and_fixed_config(arch)
+        if isinstance(net, cls) and all(config.get(k) == v for k, v in fixed.items()):
+            return arch
+    raise ValueError(f"{type(net).__name__} is not one of the generator architectures {GENERATOR_ARCHS}")
+
+
 def generator_payload(net: nn.Module, arch: str) -> dict:
     """A self-describing, weights_only-loadable dict from which generator_from_payload rebuilds net."""
     net = unwrap(net)

@@ -3,7 +3,7 @@
 
     {"format": "cyclegan_ext.train", "version": 1,
      **RecipeState fields (generators, discriminators, optimizers, schedulers, and the recipe's extras),
-     **RunProgress fields (step, epoch, batch_in_epoch, world_size, rank_states, opt, scaler, best_fid)}
+     **RunProgress fields (step, epoch, batch_in_epoch, world_size, rank_states, opt, scaler, best_fid, dataset)}
 
 The dataclasses' field names are the keys. A reader of the generators needs only the keys in
 READ_KEYS; a resume needs every field without a default.
@@ -43,6 +43,7 @@ class RunProgress:
     opt: dict             # every option (train.options)
     scaler: dict          # the gradient scaler of --amp fp16
     best_fid: float | None = None  # the lowest mean FID so far (best.pt), None without FID tracking
+    dataset: dict | None = None  # what identifies a folder dataset (UnalignedDataset.identity), None for synthetic
 
 
 READ_KEYS = FORMAT_KEYS + ("generators", "step", "opt")  # what models.load_generator needs

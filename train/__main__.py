@@ -4,7 +4,7 @@ import sys
 
 from . import options
 from .cli import EXIT_INTERRUPTED, command
-from .evaluation.paired import TABLE_ROWS
+from .evaluation.paired import measured_rows
 
 
 @command
@@ -33,7 +33,7 @@ def print_summary(summary, log=print):
     if ev:
         log("evaluation on the paired synthetic test split (higher is better):")
         log(f"  {'':24s} {'PSNR dB':>8s} {'SSIM':>6s}")
-        for label, key in TABLE_ROWS:
+        for label, key in measured_rows(ev):
             label = ("  " if key.startswith("identity") else "") + label
             log(f"  {label:24s} {ev['psnr_' + key]:8.2f} {ev['ssim_' + key]:6.3f}")
 

@@ -1,6 +1,7 @@
 """How every `python -m train...` command ends: a UserError (models.errors) becomes one line
-`error: <message>` on stderr and the error's exit status, never a traceback; Ctrl-C, where a
-command allows it, exit status 130. This is the one list of what a command catches."""
+`error: <message>` on stderr and the error's exit status, never a traceback; a Ctrl-C (a
+KeyboardInterrupt that the command did not handle itself) becomes one line `interrupted` and
+exit status 130. This is the one list of what a command catches."""
 from __future__ import annotations
 
 import functools
@@ -28,4 +29,7 @@ def command(main):
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return error.exit_status
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     return run

@@ -38,7 +38,8 @@ def test_official_cyclegan_generator_file_loads_with_inferred_config(tmp_path, u
     torch.save(official.state_dict(), path)
     net = models.load_generator(path)
     assert isinstance(net, models.ResnetGenerator) and not net.training
-    assert net.config == dict(input_nc=1, output_nc=2, ngf=8, n_blocks=3, use_dropout=use_dropout)
+    assert net.config == dict(input_nc=1, output_nc=2, ngf=8, n_blocks=3, use_dropout=use_dropout, antialias=False,
+                              antialias_up=False)
     assert_same_outputs(net, official, image(channels=1))
 
 
@@ -126,6 +127,36 @@ def test_training_checkpoint_direction_picks_the_generator(tmp_path):
     assert_same_outputs(models.load_generator(path, direction="BtoA"), g_ba.eval(), image())
 
 
+def test_load_generators_finds_every_direction_a_file_holds_and_its_step(tmp_path):
+    g_ab = models.build_generator("adalin", ngf=4, n_blocks=1)
+    g_ba = models.build_generator("resnet_6blocks", ngf=4)
+    torch.save({"format": "cyclegan_ext.train", "step": 10,
+                "generators": {"AtoB": models.generator_payload(g_ab, "adalin"),
+                               "BtoA": models.generator_payload(g_ba, "resnet_6blocks")}}, tmp_path / "latest.pt")
+    found = models.load_generators(tmp_path / "latest.pt")
+    assert sorted(found.generators) == ["AtoB", "BtoA"] and found.step == 10
+    assert_same_outputs(found.generators["AtoB"], g_ab.eval(), image())
+    assert_same_outputs(found.generators["BtoA"], g_ba.eval(), image())
+    a2b = OfficialUGATITGenerator(3, 3, ngf=4, n_blocks=1, light=True)
+    torch.save({"genA2B": a2b.state_dict()}, tmp_path / "ugatit.pt")
+    found = models.load_generators(tmp_path / "ugatit.pt")
+    assert list(found.generators) == ["AtoB"] and found.step is None
+    official = OfficialResnetGenerator(3, 3, ngf=4, n_blocks=6)
+    torch.save(official.state_dict(), tmp_path / "latest_net_G_A.pth")
+    found = models.load_generators(tmp_path / "latest_net_G_A.pth")  # a single generator: no direction
+    assert list(found.generators) == [None] and found.step is None
+    assert_same_outputs(found.generators[None], official.eval(), image())
+    with pytest.raises(NotACheckpointError, match="text.pt"):
+        (tmp_path / "text.pt").write_text("hello")
+        models.load_generators(tmp_path / "text.pt")
+
+
+@pytest.mark.parametrize("arch", sorted(ARCH_CONFIGS) + ["resnet_4blocks"])
+def test_arch_of_names_the_architecture_that_builds_the_network(arch):
+    config = ARCH_CONFIGS.get(arch, dict(ngf=4))
+    assert models.arch_of(nn.DataParallel(models.build_generator(arch, **config))) == arch
+
+
 def test_generator_loads_into_the_free_norm_benchmark_build():
     official = OfficialUGATITGenerator(3, 3, ngf=4, n_blocks=1, light=True)
     net = models.load_generator(official.state_dict(), norm_impl="free")
@@ -204,8 +235,8 @@ def test_truncated_file(tmp_path, zip_format):
 def test_unsafe_pickle_is_refused(tmp_path):
     path = tmp_path / "with_options.pth"
     torch.save({"opt": argparse.Namespace(lr=2e-4), "state_dict": {}}, path)
-    with pytest.raises(UnsafeCheckpointError, match="with_options.pth.*weights_only loading refuses "
-                                                    r"\(unsafe\).*argparse.Namespace"):
+    with pytest.raises(UnsafeCheckpointError, match="with_options.pth' is unsafe.*weights_only loading refuses"
+                                                    ".*argparse.Namespace"):
         models.load_generator(path)
 
 
@@ -287,3 +318,25 @@ def test_build_generator_rejects_unknown_and_contradictory_configs():
 def test_a_folder_given_as_checkpoint(tmp_path):
     with pytest.raises(NotACheckpointError, match="is a folder; pass the checkpoint file in it"):
         models.load_generator(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])
+def test_weights_that_are_not_real_floating_point_are_refused_not_cast(tmp_path, dtype):
+    net = models.build_generator("resnet_6blocks", ngf=8)
+    state = net.state_dict()
+    key = next(iter(state))
+    state[key] = state[key].to(dtype)
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(state, path)
+    with pytest.raises(models.CheckpointError, match=f"'{key}' holds {dtype}"):
+        models.load_generator(path)
+
+
+def test_weights_holding_nan_are_refused(tmp_path):
+    net = models.build_generator("resnet_6blocks", ngf=8)
+    state = net.state_dict()
+    keys = [k for k, v in state.items() if v.is_floating_point()][2:4]
+    for key in keys:
+        state[key].view(-1)[0] = float("nan") if key == keys[0] else float("inf")
+    with pytest.raises(models.CheckpointError, match=f"2 of {len(state)} tensors hold NaN or inf \\(first: '{keys[0]}'\\)"):
+        models.load_generator(state)

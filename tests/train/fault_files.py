@@ -35,3 +35,13 @@ class Evil:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+class EvilCommand:
+    """Unpickling this would run a shell command creating a marker file (os.system, module posix)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))

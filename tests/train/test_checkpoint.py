@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fault_files import Evil, FullDisk
+from fault_files import Evil, EvilCommand, FullDisk
 from models.checkpoint_file import read_checkpoint_file
 from models.errors import CorruptCheckpointError, NotACheckpointError, UnsafeCheckpointError, WrongCheckpointKindError
 from models.training_checkpoint import TRAIN_FORMAT, TRAIN_VERSION, read_training_checkpoint
@@ -66,13 +66,17 @@ def test_rng_state_roundtrip_through_weights_only_file(tmp_path):
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
 
 
-def test_reading_refuses_pickled_objects_and_runs_nothing(tmp_path):
+@pytest.mark.parametrize("payload_kind, calls", [(Evil, "io.open"), (EvilCommand, f"{os.name}.system")])
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_reading_refuses_pickled_objects_and_runs_nothing(tmp_path, payload_kind, calls, zip_format):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {"w": torch.ones(1)}, "payload": Evil(str(marker))}, path)
+    torch.save({"state_dict": {"w": torch.ones(1)}, "payload": payload_kind(str(marker))}, path,
+               _use_new_zipfile_serialization=zip_format)
     assert not marker.exists()
-    with pytest.raises(UnsafeCheckpointError, match="evil.pt.*unsafe"):
+    with pytest.raises(UnsafeCheckpointError, match=f"evil.pt' is unsafe.*call {calls}") as info:
         read_checkpoint_file(path)
+    assert "weights_only=False" not in str(info.value) and "truncated" not in str(info.value)
     assert not marker.exists()
     raw = tmp_path / "raw.pkl"
     raw.write_bytes(pickle.dumps(Evil(str(marker)), protocol=2))
@@ -216,7 +220,7 @@ def test_save_killed_with_sigkill_leaves_a_temporary_that_cleanup_removes(tmp_pa
 def test_other_write_errors_name_the_file_and_reason(tmp_path, monkeypatch):
     def refuse(f):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
-    with pytest.raises(atomic.AtomicWriteError, match=f"input/output error while writing .*out.bin; "
+    with pytest.raises(atomic.AtomicWriteError, match="input/output error while writing .*out.bin; "
                                                       "there was no previous file and nothing was written"):
         atomic.atomic_write(tmp_path / "out.bin", refuse)
     assert os.listdir(tmp_path) == []

@@ -9,6 +9,7 @@ with randomly initialised weights (the real file is not available either).
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -234,9 +235,33 @@ def test_weights_files_are_read_weights_only(tmp_path):
     assert not marker.exists()
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(InceptionWeightsError, match="not torch-fidelity's InceptionV3 weights"):
+    with pytest.raises(InceptionWeightsError, match="junk.pth' is not a PyTorch checkpoint"):
         InceptionFeatures(str(junk))
     assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ
+
+
+def test_weights_file_of_another_kind_is_named_and_no_weights_only_false_advice(tmp_path):
+    from train.evaluation.inception import InceptionFeatures, InceptionWeightsError
+    png = tmp_path / "photo.png"
+    Image.new("RGB", (4, 4)).save(png)
+    with pytest.raises(InceptionWeightsError, match="photo.png' is not a PyTorch checkpoint: it is a PNG image") as info:
+        InceptionFeatures(str(png))
+    assert "weights_only" not in str(info.value)
+    not_tensors = tmp_path / "list.pth"
+    torch.save([1, 2], not_tensors)
+    with pytest.raises(InceptionWeightsError, match="expected a state_dict of tensors"):
+        InceptionFeatures(str(not_tensors))
+
+
+def test_weights_with_nan_are_refused(random_inception_weights, tmp_path):
+    from train.evaluation.inception import InceptionFeatures, InceptionWeightsError
+    state = torch.load(random_inception_weights, weights_only=True)
+    name = next(k for k, t in state.items() if t.is_floating_point() and t.numel() > 1)
+    state[name].view(-1)[1] = float("nan")
+    damaged = tmp_path / WEIGHTS_NAME
+    torch.save(state, damaged)
+    with pytest.raises(InceptionWeightsError, match=f"1 tensors hold NaN or inf \\(first: {re.escape(name)}\\)"):
+        InceptionFeatures(str(damaged))
 
 
 def test_command_runs_with_a_given_weights_file(training_checkpoint, random_inception_weights, tmp_path):

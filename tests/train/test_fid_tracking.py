@@ -107,3 +107,21 @@ def test_best_follows_the_lowest_fid_across_a_resume(tmp_path, stand_in_inceptio
 def test_is_best_only_for_a_strictly_lower_fid(scores, expected):
     tracker = FIDTracker(test_paths=None, size=32, extract=None, device="cpu")
     assert [tracker.is_best(s) for s in scores] == expected
+
+
+@pytest.mark.parametrize("dataset", ["folder without testA / testB", "synthetic"])
+def test_inception_weights_that_cannot_be_used_are_named_not_ignored_silently(tmp_path, capsys, dataset):
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"never read")
+    data = []
+    if dataset != "synthetic":
+        root = make_root(tmp_path / "data")
+        for side in "AB":
+            os.rename(root / f"test{side}", root / f"unused_test{side}")
+        data = ["--dataroot", root]
+    code = run_train("--name", "f", "--checkpoints_dir", tmp_path / "ck", *data, *TINY, "--eval_freq", "1",
+                     "--max_steps", "1", "--inception_weights", weights)
+    assert code == 0
+    out = capsys.readouterr().out
+    expected = ("there is no " if data else "the synthetic data are evaluated by PSNR / SSIM")
+    assert "no FID during training" in out and expected in out

@@ -166,3 +166,27 @@ def test_a_checkpoint_missing_a_part_is_one_line_on_resume(tmp_path, capsys, key
     assert run_train("--name", "m", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "3") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot be resumed: it has no {key}" in err[0] and str(path) in err[0]
+
+
+def _edit_checkpoint(path, edit):
+    state = torch.load(path, weights_only=True)
+    edit(state)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda s: s["opt"].update(ngf=16), "its weights or optimiser states do not fit the networks its saved options "
+                                        "describe (size mismatch for"),
+    (lambda s: s["opt"].update(lr="abc"), "its saved options do not work (--lr must be a finite number > 0, got 'abc')"),
+    (lambda s: s["opt"].update(netG="bogus"), "its saved options do not work (--netG must be one of"),
+    (lambda s: s["optimizers"]["G"]["state"].clear() or s["optimizers"]["G"]["param_groups"].pop(),
+     "its weights or optimiser states do not fit"),
+])
+def test_saved_options_that_do_not_fit_the_checkpoint_are_one_line_on_resume(tmp_path, capsys, edit, expected):
+    assert run_train("--name", "m", "--checkpoints_dir", tmp_path, *TINY, "--max_steps", "2") == 0
+    path = tmp_path / "m" / "latest.pt"
+    _edit_checkpoint(path, edit)
+    capsys.readouterr()
+    assert run_train("--name", "m", "--checkpoints_dir", tmp_path, "--resume", "--max_steps", "3") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path} cannot be resumed: ") and expected in err[0], err

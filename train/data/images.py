@@ -17,6 +17,18 @@ def load_rgb(path):
         return to_rgb(ImageOps.exif_transpose(img))
 
 
+EXIF_ORIENTATION_TAG = 274
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # the EXIF orientations that swap width and height
+
+
+def upright_size(path):
+    """(width, height) of the image at `path` as load_rgb returns it, read from its header only."""
+    with Image.open(path) as img:
+        width, height = img.size
+        orientation = img.getexif().get(EXIF_ORIENTATION_TAG)
+    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+
+
 def to_rgb(img):
     """RGB from any Pillow mode: 16/32-bit integer and float images ('I;16', 'I', 'F') are scaled
     to 8 bits by their range, transparent ones ('RGBA', 'LA', 'P' with transparency, ...) are

@@ -1,17 +1,36 @@
 """The official CycleGAN preprocessing (get_transform): resize, crop, flip, to [-1, 1]."""
 import numpy as np
+import torch
 from PIL import Image
 
 from .images import pil_to_tensor
 
 
+def power_2_size(width, height, base=4):
+    """(width, height) rounded to multiples of `base`, as the official __make_power_2."""
+    return max(base, int(round(width / base) * base)), max(base, int(round(height / base) * base))
+
+
 def make_power_2(img, base=4, method=Image.BICUBIC):
     """Resize so both sides are multiples of `base` (rounded), as the official __make_power_2."""
-    ow, oh = img.size
-    h, w = max(base, int(round(oh / base) * base)), max(base, int(round(ow / base) * base))
-    if (h, w) == (oh, ow):
+    size = power_2_size(*img.size, base)
+    if size == img.size:
         return img
-    return img.resize((w, h), method)
+    return img.resize(size, method)
+
+
+def center_crop_to_common_size(images):
+    """(3, H, W) tensors of different sizes -> one (N, 3, h, w) batch, h and w the smallest
+    height and width among them, each image cut around its center (--preprocess none keeps
+    every image's own size; a sample grid needs one). Sides stay multiples of 4."""
+    h = min(img.shape[1] for img in images)
+    w = min(img.shape[2] for img in images)
+    return torch.stack([_center_crop(img, h, w) for img in images])
+
+
+def _center_crop(img, h, w):
+    top, left = (img.shape[1] - h) // 2, (img.shape[2] - w) // 2
+    return img[:, top:top + h, left:left + w]
 
 
 def preprocess(img, opt_preprocess, load_size, crop_size, no_flip, rng):

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from .folders import DataError, image_paths
-from .images import load_rgb
-from .preprocess import preprocess, preprocess_fn
+from .images import load_rgb, upright_size
+from .preprocess import center_crop_to_common_size, power_2_size, preprocess, preprocess_fn
 
 
 class _FirstTimeMarkers:
@@ -52,6 +52,7 @@ class UnalignedDataset(torch.utils.data.Dataset):
                  load_size=286, crop_size=256, no_flip=False):
         if not os.path.isdir(dataroot):
             raise DataError(f"--dataroot not found: {dataroot}")
+        self.dataroot = dataroot
         self.A_paths = image_paths(os.path.join(dataroot, phase + "A"), max_dataset_size)
         self.B_paths = image_paths(os.path.join(dataroot, phase + "B"), max_dataset_size)
         self.len_A, self.len_B = len(self.A_paths), len(self.B_paths)
@@ -62,6 +63,28 @@ class UnalignedDataset(torch.utils.data.Dataset):
 
     def __len__(self):
         return max(self.len_A, self.len_B)
+
+    def identity(self):
+        """What identifies the training images wherever the folder lies: per side, the number of
+        images and a digest of their paths relative to the dataroot and their sizes in bytes."""
+        return {side: {"images": len(paths), "digest": _files_digest(self.dataroot, paths)}
+                for side, paths in (("trainA", self.A_paths), ("trainB", self.B_paths))}
+
+    def check_one_size(self, batch_size):
+        """DataError unless every image comes out of --preprocess none at one size: a batch of
+        more than one image stacks them. Reads the image headers only."""
+        sizes = {}
+        for path in self.A_paths + self.B_paths:
+            try:
+                sizes.setdefault(power_2_size(*upright_size(path)), path)
+            except Exception:  # unreadable: training skips it (and says so)
+                continue
+            if len(sizes) > 1:
+                (size_1, path_1), (size_2, path_2) = sizes.items()
+                raise DataError(f"--preprocess none with --batch_size {batch_size}: a batch stacks images of one "
+                                f"size, but {path_1} is {size_1[0]}x{size_1[1]} and {path_2} is "
+                                f"{size_2[0]}x{size_2[1]} (after rounding to multiples of 4); use --batch_size 1 "
+                                "or a --preprocess that gives one size (resize_and_crop, crop, resize)")
 
     def _load(self, paths, index):
         for k in range(len(paths)):
@@ -81,6 +104,14 @@ class UnalignedDataset(torch.utils.data.Dataset):
         b, b_path = self._load(self.B_paths, ib)
         args = (self.preprocess, self.load_size, self.crop_size, self.no_flip)
         return {"A": preprocess(a, *args, rng), "B": preprocess(b, *args, rng), "A_paths": a_path, "B_paths": b_path}
+
+
+def _files_digest(root, paths):
+    digest = hashlib.sha256()
+    for path in paths:
+        size = os.stat(path).st_size if os.path.exists(path) else -1
+        digest.update(f"{os.path.relpath(path, root)}\0{size}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def load_test_images(dataroot, n, preprocess, load_size, crop_size):
@@ -104,8 +135,9 @@ def load_test_images(dataroot, n, preprocess, load_size, crop_size):
             except Exception:
                 continue
             imgs.append(preprocess_fn(img, preprocess, load_size, crop_size))
-        out.append(torch.stack(imgs))
+        out.append(imgs)
     m = min(len(out[0]), len(out[1]))
-    return out[0][:m], out[1][:m]
+    both = center_crop_to_common_size(out[0][:m] + out[1][:m])  # --preprocess none keeps each image's size
+    return both[:m], both[m:]
 
 

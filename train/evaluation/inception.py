@@ -83,11 +83,33 @@ def _weights_only_loads():
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
+def check_weights_file(path) -> None:
+    """InceptionWeightsError unless `path` holds, read weights_only, a state_dict of finite
+    tensors: a file of another kind, a crafted pickle or damaged values stop here with one line,
+    before torch-fidelity reads it."""
+    from models.checkpoint_file import read_checkpoint_file
+    from models.errors import CheckpointError
+    try:
+        state = read_checkpoint_file(path, kind="--inception_weights file")
+    except CheckpointError as error:
+        raise InceptionWeightsError(str(error)) from None
+    tensors = state.values() if isinstance(state, dict) else ()
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise InceptionWeightsError(f"--inception_weights {path}: not torch-fidelity's InceptionV3 weights file "
+                                    f"{weights_file_name()} (expected a state_dict of tensors)")
+    damaged = [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if damaged:
+        raise InceptionWeightsError(f"--inception_weights {path}: {len(damaged)} tensors hold NaN or inf "
+                                    f"(first: {damaged[0]}); the file is damaged, fetch an intact copy of "
+                                    f"{weights_file_name()} from {weights_url()}")
+
+
 class InceptionFeatures:
     """Callable: uint8 images (N, 3, H, W), any H, W -> float64 features (N, 2048)."""
 
     def __init__(self, weights_path, device="cpu"):
         library = _library()
+        check_weights_file(weights_path)
         try:
             with _weights_only_loads():
                 self.model = library.FeatureExtractorInceptionV3(

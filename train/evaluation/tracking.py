@@ -27,9 +27,16 @@ class FIDTracker:
         """A tracker when the dataset has testA / testB and the weights are at hand, else None
         (with one line saying why, when FID was possible in principle)."""
         if opt.dataset != "folder":
+            if opt.inception_weights is not None:
+                log("no FID during training: the synthetic data are evaluated by PSNR / SSIM against their "
+                    "paired test split; --inception_weights is used by folder datasets with testA / testB")
             return None
         folders = [os.path.join(opt.dataroot, f"test{d}") for d in ("A", "B")]
-        if not all(os.path.isdir(f) for f in folders):
+        missing = [f for f in folders if not os.path.isdir(f)]
+        if missing:
+            if opt.inception_weights is not None:
+                log(f"no FID during training: --inception_weights is given, but there is no {' or '.join(missing)} "
+                    "to compare the translations with")
             return None
         try:
             test_paths = {d: image_paths(f) for d, f in zip("AB", folders)}
@@ -43,9 +50,11 @@ class FIDTracker:
     def _inception(weights, device):
         return InceptionFeatures(resolve_weights(weights), device)
 
-    def measure(self, generator_AtoB, generator_BtoA) -> dict:
-        """FID and KID x100 of both directions, and their mean FID (the score best.pt follows)."""
+    def measure(self, generator_AtoB, generator_BtoA=None) -> dict:
+        """FID and KID x100 of both directions (A -> B alone without generator_BtoA), and their
+        mean FID (the score best.pt follows)."""
         nets = {"AtoB": generator_AtoB, "BtoA": generator_BtoA}
+        nets = {direction: net for direction, net in nets.items() if net is not None}
         rows = evaluate(nets, self.test_paths, self.size, self.extract, batch_size=self.batch_size,
                                     device=self.device, log=lambda _message: None)
         translations = [r for r in rows if not r.compared.startswith("identity")]

@@ -1,5 +1,6 @@
 """The options of `python -m train`: the table (table.py: every option, its rule and whether a
 resume may change it), the checks across options and folders (checks.py), and parse()."""
+import os
 import sys
 import time
 
@@ -59,6 +60,8 @@ def parse(argv=None):
         opt.name = time.strftime("demo_%Y%m%d_%H%M%S")
     if opt.dataset is None:
         opt.dataset = "folder" if opt.dataroot else "synthetic"
+    if opt.dataroot:
+        opt.dataroot = os.path.abspath(opt.dataroot)  # a resume from another folder finds it
     if opt.name is None:
         opt.name = "experiment_name"
     recipe.derive_options(opt)

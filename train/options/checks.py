@@ -19,9 +19,10 @@ def validate(opt):
     """Raise OptionError for the first option that cannot work. Checks each value against its
     rule in the option table, then the options together, the recipe's own checks
     (Recipe.validate_options), then the folders: --dataroot must hold trainA/trainB (folder
-    dataset), and --checkpoints_dir is created if needed and must accept a file."""
-    for check in (_check_rules, _check_epochs, _check_sizes, _check_channels, _check_device, _check_name,
-                  _check_memory, _check_recipe, _check_dataroot, _check_checkpoints_dir):
+    dataset), and --checkpoints_dir is created if needed and must accept a file; last, the
+    packages of --tensorboard / --wandb (train.cli.MissingDependencyError)."""
+    for check in (_check_rules, _check_choices, _check_epochs, _check_sizes, _check_channels, _check_device, _check_name,
+                  _check_memory, _check_fits_memory, _check_recipe, _check_dataroot, _check_checkpoints_dir, _check_live_log):
         check(opt)
     return opt
 
@@ -30,8 +31,32 @@ def _check_rules(opt):
     from .table import option_facts
     rules = option_facts()[0]
     for name, (ok, expected) in rules.items():
-        if hasattr(opt, name) and not ok(getattr(opt, name)):
-            raise OptionError(f"--{name} must be {expected}, got {getattr(opt, name)}")
+        if hasattr(opt, name) and not _keeps(ok, getattr(opt, name)):
+            raise OptionError(f"--{name} must be {expected}, got {getattr(opt, name)!r}")
+
+
+def _keeps(rule, value):
+    """rule(value), False for a value of the wrong type (possible in saved options: opt.json or
+    latest.pt edited by hand)."""
+    try:
+        return bool(rule(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_choices(opt):
+    from . import build_parser
+    for action in build_parser()._actions:
+        value = getattr(opt, action.dest, None)
+        if action.choices is not None and value is not None and value not in action.choices:
+            raise OptionError(f"--{action.dest} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
+
+
+def _check_live_log(opt):
+    """--tensorboard / --wandb need their package (train.cli.MissingDependencyError names it)."""
+    if getattr(opt, "tensorboard", False) or getattr(opt, "wandb", False):
+        from ..run.live_log import check_packages
+        check_packages(opt)
 
 
 def _check_memory(opt):
@@ -42,6 +67,19 @@ def _check_memory(opt):
         if getattr(opt, "amp", "none") != "none":
             raise OptionError(f"--save_memory does not work with --amp {opt.amp} yet (its units run in float32); "
                               "use --grad_checkpoint with --amp")
+
+
+def _check_fits_memory(opt):
+    from .fits import GIB, device_memory_bytes, least_bytes
+    need = least_bytes(opt)
+    if need is None:
+        return
+    have = device_memory_bytes(opt.device)
+    bytes_needed, option, what = need
+    if bytes_needed > have:
+        raise OptionError(f"{option} {getattr(opt, option[2:])} is too large for memory: one training step needs "
+                          f"at least {bytes_needed / GIB:.1f} GiB for {what}, and the device has "
+                          f"{have / GIB:.1f} GiB")
 
 
 def _check_recipe(opt):
@@ -88,6 +126,13 @@ def _check_channels(opt):
 def _check_device(opt):
     if opt.device:
         check_device(opt.device)
+
+
+def device_or_default(name, option="--device"):
+    """The device `name` names (checked), or cuda when visible, else cpu, for no name."""
+    if name:
+        return check_device(name, option)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def check_device(name, option="--device"):

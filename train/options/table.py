@@ -10,6 +10,9 @@ import math
 
 from models.registry import GENERATOR_ARCHS
 
+from ..data.workers import default_workers
+from .help import DefaultsFormatter, ShortErrorParser, note_recipe_defaults
+
 # Rules on one value: (test, what is expected), named in the table below.
 POSITIVE = (lambda v: v >= 1, "an integer >= 1")
 NON_NEGATIVE = (lambda v: v >= 0, "an integer >= 0")
@@ -41,8 +44,8 @@ class OptionTable:
 
 def build_table(recipes, default_recipe) -> OptionTable:
     """The whole table; `recipes` ({name: Recipe class}) add their own groups at the end."""
-    parser = argparse.ArgumentParser(
-        prog="python -m train", allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = ShortErrorParser(
+        prog="python -m train", allow_abbrev=False, formatter_class=DefaultsFormatter,
         description="Train a CycleGAN (generators G: A->B, F: B->A and two PatchGAN discriminators) or another "
                     "--model on unpaired image folders (--dataroot with trainA/trainB), or on the embedded "
                     "synthetic dataset when --dataroot is not given. Option names follow the official "
@@ -50,7 +53,7 @@ def build_table(recipes, default_recipe) -> OptionTable:
     t = OptionTable(parser)
     a = t.add
     # data
-    a("--dataroot", default=None, help="folder with trainA, trainB (testA, testB optional)")
+    a("--dataroot", default=None, resume=True, help="folder with trainA, trainB (testA, testB optional)")
     a("--dataset", choices=("folder", "synthetic"), default=None,
       help="'folder' when --dataroot is given, else 'synthetic' (the embedded seeded dataset)")
     a("--synthetic_size", type=int, default=1000, rule=POSITIVE, help="training scenes per domain (synthetic)")
@@ -64,7 +67,9 @@ def build_table(recipes, default_recipe) -> OptionTable:
     a("--no_flip", action="store_true", help="no random horizontal flips")
     a("--serial_batches", action="store_true", help="take images in order (B not random)")
     a("--batch_size", type=int, default=1, rule=POSITIVE, help="images of each domain per iteration")
-    a("--num_threads", type=int, default=4, rule=NON_NEGATIVE, resume=True, help="data-loading worker processes")
+    a("--num_threads", type=int, default=default_workers(), rule=NON_NEGATIVE, resume=True,
+      help="data-loading worker processes (0: none, load in the training process); capped at the CPUs this "
+           "process may use, and by default min(4, CPUs)")
     # run
     a("--name", default=None, resume=True, help="run name (default: experiment_name; demo_<time> with --demo)")
     a("--checkpoints_dir", default="./checkpoints", resume=True, help="runs are written to CHECKPOINTS_DIR/NAME")
@@ -126,10 +131,21 @@ def build_table(recipes, default_recipe) -> OptionTable:
       help="InceptionV3 weights file for FID/KID during training (default: torch-fidelity's cache, if there)")
     a("--eval_size", type=int, default=64, rule=POSITIVE, help="paired test scenes for evaluation")
     a("--no_progress", action="store_true", resume=True, help="no progress bar")
+    a("--tensorboard", action="store_true", resume=True,
+      help="also log losses, lr, evaluations, sample grids and the options as TensorBoard event files in the "
+           "run folder (tensorboard --logdir CHECKPOINTS_DIR; needs the tensorboard package)")
+    a("--wandb", "--use_wandb", dest="wandb", action="store_true", resume=True,
+      help="also log them to Weights & Biases (needs the wandb package; WANDB_MODE=offline logs into the "
+           "run folder's wandb/ for a later `wandb sync`)")
+    a("--wandb_project", default="cyclegan-ext", resume=True, help="the W&B project of --wandb")
     for name, recipe in recipes.items():
+        if recipe.options_of:  # a preset of a recipe registered before it: that recipe's options
+            t.recipe_options[name] = t.recipe_options[recipe.options_of]
+            continue
         group = parser.add_argument_group(f"--model {name}")
         recipe.add_options(group)
         t.recipe_options[name] = frozenset(action.dest for action in group._group_actions)
+    note_recipe_defaults(parser, recipes)
     return t
 
 

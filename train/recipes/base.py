@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -56,6 +57,12 @@ def with_implementation_of(optimizer, saved: dict) -> dict:
     return {**saved, "param_groups": groups}
 
 
+class LossPanel(NamedTuple):
+    """One panel of the loss plot: its title and the losses drawn in it (on one y axis)."""
+    title: str
+    names: tuple
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What the run knows before it builds the recipe.
@@ -80,18 +87,26 @@ class Recipe:
     Class attributes:
         name            the --model value.
         loss_names      keys of the dict train_step returns, in the order they are logged
-                        to metrics.jsonl. Names starting with "D_" or "G_" are plotted as
-                        adversarial losses, the others as reconstruction losses.
+                        to metrics.jsonl. Names starting with "D_" or "Discriminator" are the
+                        discriminators' (TensorBoard / W&B tag "D/<name>"), the others the
+                        generators' ("G/<name>").
+        loss_panels     the loss plot's panels (LossPanel), each loss in one; by default
+                        the adversarial losses ("D_*", "G_*") and the others.
+        progress_losses the losses the progress bar shows (default: all).
         option_defaults option values this recipe prefers over the parser's defaults
                         (e.g. {"lr": 1e-4, "crop_size": 256}); applied to every option the
                         user did not give explicitly, before --demo's preset.
         demo_defaults   option values --demo uses with this recipe, over the run's demo preset.
         sample_caption  what the rows of sample_rows show, for index.html.
         sample_rows_per_domain  how many rows sample_rows returns for each domain.
+        options_of      "" for a recipe with its own options (add_options); for a preset of
+                        another recipe (FastCUT of CUT) that recipe's --model name: it takes
+                        that recipe's options, registered after it, and differs in its defaults.
 
     Instance attributes (set by __init__; the run reads and saves them):
-        generators      {"AtoB": net, "BtoA": net}: saved as generator payloads (so that
-                        models.load_generator reads the checkpoint), used for evaluation.
+        generators      {"AtoB": net, "BtoA": net} ("AtoB" alone for a one-sided recipe such as
+                        CUT): saved as generator payloads (so that models.load_generator reads
+                        the checkpoint), used for evaluation.
         discriminators  {name: net}, any number; saved as state_dicts.
         optimizers      {name: torch.optim.Optimizer}; saved.
         schedulers      {name: lr scheduler}; saved, stepped once per epoch by end_epoch.
@@ -100,10 +115,13 @@ class Recipe:
 
     name = ""
     loss_names: tuple = ()
+    loss_panels: tuple = ()
+    progress_losses: tuple = ()
     option_defaults: dict = {}
     demo_defaults: dict = {}
     sample_caption = ""
     sample_rows_per_domain = 3
+    options_of = ""
 
     def __init__(self, opt, context: RunContext):
         """Build and initialise the networks, optimisers and schedulers on context.device.
@@ -117,6 +135,21 @@ class Recipe:
         self.discriminators: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict = {}
+
+    @classmethod
+    def plot_panels(cls) -> tuple:
+        """loss_panels, or the default two: adversarial ("D_*", "G_*") and the other losses."""
+        if cls.loss_panels:
+            return cls.loss_panels
+        adversarial = tuple(name for name in cls.loss_names if name.startswith(("D_", "G_")))
+        others = tuple(name for name in cls.loss_names if name not in adversarial)
+        return tuple(panel for panel in (LossPanel("adversarial losses", adversarial),
+                                         LossPanel("reconstruction losses", others)) if panel.names)
+
+    @classmethod
+    def loss_networks(cls) -> dict:
+        """{loss name: "D" (the discriminators') or "G" (the generators')}."""
+        return {name: "D" if name.startswith(("D_", "Discriminator")) else "G" for name in cls.loss_names}
 
     @classmethod
     def add_options(cls, parser) -> None:

@@ -18,6 +18,8 @@ class RunFolder:
 
     CHECKPOINT, BEST_CHECKPOINT, OPTIONS, METRICS = "latest.pt", "best.pt", "opt.json", "metrics.jsonl"
     SAMPLES, INDEX_HTML, LOSS_PLOT, EVAL_PLOT, LOCK = "samples", "index.html", "losses.png", "eval.png", ".lock"
+    TENSORBOARD_EVENTS = "events.out.tfevents."  # how every TensorBoard event file's name starts
+    WANDB_RUN_ID = "wandb_run_id"  # the W&B run a resumed --wandb run continues (W&B's own files: wandb/)
     MARKERS = (CHECKPOINT, BEST_CHECKPOINT, OPTIONS, METRICS, SAMPLES)  # a folder holding any of them holds a run
     REPORT = (METRICS, LOSS_PLOT, EVAL_PLOT, INDEX_HTML)  # what a run that never saved leaves
 
@@ -32,6 +34,7 @@ class RunFolder:
         self.loss_plot = self.file(self.LOSS_PLOT)
         self.eval_plot = self.file(self.EVAL_PLOT)
         self.lock = self.file(self.LOCK)
+        self.wandb_run_id = self.file(self.WANDB_RUN_ID)
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -44,6 +47,12 @@ class RunFolder:
         if not os.path.isdir(self.samples):
             return []
         return sorted(f for f in os.listdir(self.samples) if f.startswith("step_") and f.endswith(".png"))
+
+    def tensorboard_event_files(self):
+        """Paths of the TensorBoard event files (--tensorboard), oldest first."""
+        if not os.path.isdir(self.path):
+            return []
+        return sorted(self.file(f) for f in os.listdir(self.path) if f.startswith(self.TENSORBOARD_EVENTS))
 
     def plan_start(self, resume, log):
         """How a run may start here: "fresh", "resume" (from latest.pt) or "restart" (from
@@ -80,12 +89,15 @@ class RunFolder:
         return f" (last logged step {max(steps)})" if steps else ""
 
     def clear_logs(self):
-        """Remove what a run that never saved left: its metrics, sample grids and report."""
-        for name in self.REPORT:
+        """Remove what a run that never saved left: its metrics, sample grids, report, TensorBoard
+        events and W&B run id (a new W&B run starts; W&B's own files in wandb/ are left)."""
+        for name in (*self.REPORT, self.WANDB_RUN_ID):
             if os.path.exists(self.file(name)):
                 os.unlink(self.file(name))
         for name in self.sample_grids():
             os.unlink(os.path.join(self.samples, name))
+        for path in self.tensorboard_event_files():
+            os.unlink(path)
 
     def saved_options(self):
         """The options in opt.json, or a RunError naming the file."""
@@ -100,6 +112,13 @@ class RunFolder:
 
     def sample_path(self, step):
         return os.path.join(self.samples, f"step_{step:07d}.png")
+
+    def forget_options(self):
+        """Undo write_options of a fresh start that failed before its first step (the run wrote
+        nothing else), so the same --name can start again with corrected options."""
+        os.unlink(self.options)
+        if os.path.isdir(self.samples) and not os.listdir(self.samples):
+            os.rmdir(self.samples)
 
     def write_options(self, opt):
         os.makedirs(self.samples, exist_ok=True)

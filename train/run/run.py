@@ -5,6 +5,7 @@ import time
 import warnings
 from functools import partial
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -15,18 +16,20 @@ from models.training_checkpoint import (RunProgress, assemble, read_training_che
 
 from .. import data
 from ..atomic import cleanup_stale_temporaries
+from ..data.workers import capped_workers
 from ..evaluation.paired import evaluate_paired
 from ..evaluation.tracking import FIDTracker
-from ..options import options_dict, validate
+from ..options import OptionError, options_dict, validate
 from ..recipes import RunContext, get_recipe
 from . import checkpoint as ckpt
 from . import compile as compiling
-from . import distributed, report
+from . import distributed, live_log, report, resumed_data
+from .input_size import too_small_crop_error
 from .divergence import FiniteLosses, TrainingDiverged, diverged_message, non_finite
 from .folder import RunError, RunFolder, merge_resumed_options
 from .lock import RunFolderInUse, RunLock
 from .precision import Precision
-from .signals import GracefulStop, ignore_sigint_in_worker
+from .signals import GracefulStop, StopNow, ignore_sigint_in_worker
 
 STOP_CHECK_INTERVAL = 10
 
@@ -47,6 +50,11 @@ def train(opt, log=print):
 
 def _quiet(*_args, **_kwargs):
     pass
+
+
+def progress_postfix(values, shown):
+    """The progress bar's losses: each of `shown` (names in values) with its value."""
+    return " ".join(f"{name} {values[name]:.3f}" for name in shown)
 
 
 def _init_worker(lock, worker_id):
@@ -71,8 +79,10 @@ class Run:
         self.fid = None  # FIDTracker on rank 0 of a folder run with testA / testB and the weights
         self.finite = FiniteLosses()
         self.saved_step = None  # the step latest.pt holds
+        self.live = live_log.LiveLog()  # TensorBoard / W&B on rank 0 (--tensorboard, --wandb)
 
     def execute(self):
+        failed = True
         try:
             state = self.read_start_state()
             self.setup(state)
@@ -82,8 +92,11 @@ class Run:
                 finally:
                     if self.bar is not None:
                         self.bar.close()
-            return self.finish(interrupted=self.stopping)
+                summary = self.finish()
+            failed = False
+            return summary
         finally:
+            self.live.close(failed)
             self.lock.release()
 
     # --- start ------------------------------------------------------------------------------
@@ -106,12 +119,20 @@ class Run:
         """The checkpoint to resume from (None for a fresh start); merges the saved options
         into opt when resuming, or restarting a run that never saved."""
         kind, saved = self.on_main(self.open_folder)
-        if kind == "resume":
-            merge_resumed_options(self.opt, saved["progress"].opt)
-            return saved
-        if kind == "restart":
-            merge_resumed_options(self.opt, saved)
-        return None
+        self.started_fresh = kind == "fresh"
+        if kind in ("resume", "restart"):
+            merge_resumed_options(self.opt, saved["progress"].opt if kind == "resume" else saved)
+            resumed_data.check_dataroot_given(self.opt)
+            resumed_data.check_dataroot_exists(self.opt)
+            self.check_saved_options(self.folder.checkpoint if kind == "resume" else self.folder.options)
+        return saved if kind == "resume" else None
+
+    def check_saved_options(self, source):
+        try:
+            validate(self.opt)
+        except OptionError as error:
+            raise RunError(f"{source} cannot be resumed: its saved options do not work ({error}); it was edited "
+                           "or damaged") from None
 
     def open_folder(self):
         """Lock the run folder, clear what killed saves left, decide how to start. Every
@@ -157,6 +178,8 @@ class Run:
             self.folder.write_options(opt)
         if dist.is_main:
             os.makedirs(self.folder.samples, exist_ok=True)
+            self.live = live_log.open_live_log(opt, self.folder)
+            self.live.log_options(options_dict(opt))
         self.wrap_networks()
         self.bar = self.progress_bar()
         self.log(f"run {self.folder.path}: --model {opt.model}, netG={opt.netG}, {opt.dataset} data "
@@ -168,6 +191,7 @@ class Run:
         Returns the steps per epoch."""
         opt, dist = self.opt, self.dist
         self.dataset = data.training_dataset(opt)
+        self.dataset_identity = self.dataset.identity() if opt.dataset == "folder" else None
         self.sampler = data.RunSampler(self.dataset.len_A, self.dataset.len_B, opt.batch_size, opt.seed,
                                        opt.serial_batches, dist.world_size, dist.rank)
         self.steps_per_epoch = len(self.sampler)
@@ -176,6 +200,9 @@ class Run:
         if opt.max_steps is not None:
             self.total_steps = min(self.total_steps, opt.max_steps)
         self.evaluates = opt.dataset == "synthetic"  # the synthetic data has a paired test split
+        self.data_workers, capped = capped_workers(opt.num_threads)
+        if capped:
+            self.log(capped)
         n_fixed = max(opt.eval_size, 8) if self.evaluates else 8
         self.fixed_A, self.fixed_B = data.fixed_test_images(opt, n_fixed) if dist.is_main else (None, None)
         self.fid = FIDTracker.for_run(opt, self.device, self.log) if dist.is_main else None
@@ -183,7 +210,15 @@ class Run:
 
     def restore(self, state):
         dist, recipe, progress = self.dist, self.recipe, state["progress"]
-        recipe.load_checkpoint_state(state["recipe"])
+        try:
+            recipe.load_checkpoint_state(state["recipe"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip().rstrip(".")
+            raise RunError(f"{self.folder.checkpoint} cannot be resumed: its weights or optimiser states do not fit "
+                           f"the networks its saved options describe ({first}); it was edited or damaged") from None
+        if dist.is_main:
+            resumed_data.compare_identity(progress.dataset, self.dataset_identity, self.opt,
+                                          progress.opt.get("dataroot"), self.log)
         recipe.precision.scaler.load_state_dict(progress.scaler)
         self.step, self.epoch, self.batch_in_epoch = progress.step, progress.epoch, progress.batch_in_epoch
         self.saved_step = progress.step
@@ -231,15 +266,15 @@ class Run:
         self.loader_rng = torch.Generator()  # the DataLoader must not consume the global RNG
         self.t_last = time.perf_counter()
         self.stopping = False
+        self.first_step_index = self.step
         while self.epoch < self.total_epochs and self.step < self.total_steps and not self.stopping:
             self.train_epoch()
             if self.batch_in_epoch >= self.steps_per_epoch:
                 self.end_epoch()
 
     def train_epoch(self):
-        opt = self.opt
         loader = data.make_loader(self.dataset, self.sampler.epoch_batches(self.epoch, self.batch_in_epoch),
-                                  opt.num_threads, pin_memory=self.device.type == "cuda",
+                                  self.data_workers, pin_memory=self.device.type == "cuda",
                                   generator=self.loader_rng, worker_init_fn=partial(_init_worker, self.lock))
         batches = iter(loader)
         while self.step < self.total_steps and not self.all_ranks_stopping():
@@ -248,8 +283,25 @@ class Run:
                 break
             if self.mark_step is not None:
                 self.mark_step()
-            losses = self.recipe.train_step(self.to_device(batch["A"]), self.to_device(batch["B"]))
+            losses = self.first_step(batch) if self.step == self.first_step_index else self.train_step(batch)
             self.after_step(losses)
+
+    def train_step(self, batch):
+        return self.recipe.train_step(self.to_device(batch["A"]), self.to_device(batch["B"]))
+
+    def first_step(self, batch):
+        """The first step of this process; a failure there that a larger --crop_size avoids
+        becomes one line naming the size to use."""
+        try:
+            return self.train_step(batch)
+        except (RuntimeError, ValueError):
+            sized = self.opt.preprocess != "none"  # else the inputs have their images' own sizes
+            error = too_small_crop_error(self.recipe.networks(), self.opt.crop_size, self.opt) if sized else None
+            if error is None:
+                raise
+            if self.started_fresh and self.dist.is_main:
+                self.folder.forget_options()
+            raise error from None
 
     def end_epoch(self):
         self.epoch += 1
@@ -312,13 +364,18 @@ class Run:
 
     def log_losses(self, losses, seconds):
         values = {k: v.item() for k, v in losses.items()}
-        self.metrics_log.append({"type": "train", "step": self.step, "epoch": self.epoch + 1, **values,
-                             "lr": self.recipe.learning_rate(), "sec_per_step": seconds})
+        self.record({"type": "train", "step": self.step, "epoch": self.epoch + 1, **values,
+                     "lr": self.recipe.learning_rate(), "sec_per_step": seconds})
         if self.bar is not None:
-            shown = " ".join(f"{k} {v:.3f}" for k, v in values.items())
+            shown = progress_postfix(values, self.recipe.progress_losses or self.recipe.loss_names)
             self.bar.set_postfix_str(f"ep {self.epoch + 1}/{self.total_epochs} {shown}", refresh=False)
         if non_finite(values):
             self.diverged(non_finite(values))
+
+    def record(self, record):
+        """One line of metrics.jsonl, and the same numbers to TensorBoard / W&B."""
+        self.metrics_log.append(record)
+        self.live.log_scalars(record["step"], live_log.scalars_of(record, self.recipe.loss_networks()))
 
     def diverged(self, found=None):
         raise TrainingDiverged(diverged_message(self.step, found, self.saved_step, self.folder.checkpoint,
@@ -343,48 +400,57 @@ class Run:
         progress = RunProgress(step=self.step, epoch=self.epoch, batch_in_epoch=self.batch_in_epoch,
                                world_size=self.dist.world_size, rank_states=ranks, opt=options_dict(self.opt),
                                scaler=self.recipe.precision.scaler.state_dict(),
-                               best_fid=None if self.fid is None else self.fid.best)
+                               best_fid=None if self.fid is None else self.fid.best, dataset=self.dataset_identity)
         return assemble(self.recipe.checkpoint_state(), progress)
 
     def save_samples(self):
         rows = self.recipe.sample_rows(self.fixed_A[:8], self.fixed_B[:8])
-        report.save_grid(rows, self.folder.sample_path(self.step))
+        grid = report.save_grid(rows, self.folder.sample_path(self.step))
+        self.live.log_image(self.step, "samples", np.asarray(grid))
 
     def evaluate(self):
         generators = self.recipe.generators
-        self.last_eval = evaluate_paired(unwrap(generators["AtoB"]), unwrap(generators["BtoA"]), self.fixed_A,
+        self.last_eval = evaluate_paired(unwrap(generators["AtoB"]), unwrap(generators.get("BtoA")), self.fixed_A,
                                          self.fixed_B, self.device, self.opt.channels_last)
-        self.metrics_log.append({"type": "eval", "step": self.step, "epoch": self.epoch + 1, **self.last_eval})
+        self.record({"type": "eval", "step": self.step, "epoch": self.epoch + 1, **self.last_eval})
 
     def evaluate_fid(self):
         """FID / KID of both directions on testA / testB; best.pt follows the lowest mean FID.
         best.pt holds this process's state only: it is for translating and evaluating (a
         multi-process run resumes from latest.pt)."""
         generators = self.recipe.generators
-        result = self.fid.measure(unwrap(generators["AtoB"]), unwrap(generators["BtoA"]))
-        self.metrics_log.append({"type": "fid", "step": self.step, "epoch": self.epoch + 1, **result})
+        result = self.fid.measure(unwrap(generators["AtoB"]), unwrap(generators.get("BtoA")))
+        self.record({"type": "fid", "step": self.step, "epoch": self.epoch + 1, **result})
         if self.fid.is_best(result["fid"]):
             ckpt.atomic_save(self.checkpoint_payload([self.own_rank_state()]), self.folder.best_checkpoint)
             self.log(f"step {self.step}: FID {result['fid']:.2f}, the lowest so far: saved {self.folder.best_checkpoint}")
 
     def refresh_report(self):
-        report.plot_curves(self.folder, self.recipe.loss_names)
+        report.plot_curves(self.folder, self.recipe.plot_panels())
         report.write_index(self.folder, options_dict(self.opt), self.recipe.sample_caption)
 
-    def finish(self, interrupted):
-        """Final checkpoint, samples, evaluation and report; the summary train() returns."""
+    def finish(self):
+        """Final checkpoint, samples, evaluation and report; the summary train() returns. A
+        signal once the checkpoint is written skips the rest (the run counts as interrupted)."""
         self.save()
+        self.stop.saved = True
         folder = self.folder
-        summary = {"run_dir": folder.path, "step": self.step, "epoch": self.epoch, "interrupted": interrupted,
+        summary = {"run_dir": folder.path, "step": self.step, "epoch": self.epoch, "interrupted": self.stopping,
                    "checkpoint": folder.checkpoint}
         if not self.dist.is_main:
             return summary
-        if self.step > 0 and not os.path.exists(folder.sample_path(self.step)):
-            self.save_samples()
-        if self.evaluates and self.step > 0 and (self.last_eval is None or self.step % self.opt.eval_freq != 0):
-            self.evaluate()
-        self.refresh_report()
+        try:
+            self.final_outputs()
+        except StopNow:
+            return {**summary, "interrupted": True}
         plots = (folder.loss_plot, folder.eval_plot)
         summary.update(eval=self.last_eval, samples_dir=folder.samples, index_html=folder.index_html,
                        plots=[p for p in plots if os.path.exists(p)])
         return summary
+
+    def final_outputs(self):
+        if self.step > 0 and not os.path.exists(self.folder.sample_path(self.step)):
+            self.save_samples()
+        if self.evaluates and self.step > 0 and (self.last_eval is None or self.step % self.opt.eval_freq != 0):
+            self.evaluate()
+        self.refresh_report()

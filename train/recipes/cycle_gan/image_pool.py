@@ -38,13 +38,21 @@ class ImagePool:
         return torch.cat(out, 0)
 
     def state_dict(self):
-        """weights_only-safe: a tensor (or None) and the RNG state as nested lists."""
+        """weights_only-safe: the images as one (N, C, H, W) tensor (or None; a list of (C, H, W)
+        tensors when their sizes differ, with --preprocess none) and the RNG state as nested lists."""
         version, internal, gauss = self.rng.getstate()
         return {
             "pool_size": self.pool_size,
-            "images": torch.cat(self.images, 0).cpu() if self.images else None,
+            "images": self._stored_images(),
             "rng": [version, list(internal), gauss],
         }
+
+    def _stored_images(self):
+        if not self.images:
+            return None
+        if len({image.shape for image in self.images}) > 1:
+            return [image[0].cpu() for image in self.images]
+        return torch.cat(self.images, 0).cpu()
 
     def load_state_dict(self, state, device=None):
         self.pool_size = int(state["pool_size"])

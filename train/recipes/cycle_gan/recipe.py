@@ -30,6 +30,15 @@ from .schedule import make_scheduler
 BETA2 = 0.999  # the official optimisers' second Adam beta
 
 
+def call_together(net, inputs):
+    """[net(x) for x in inputs], as one call on the inputs concatenated along the batch when they
+    have one image size (they differ only with --preprocess none)."""
+    if len({x.shape[1:] for x in inputs if len(x)}) > 1:
+        return [net(x) if len(x) else x for x in inputs]
+    out = net(torch.cat(inputs))
+    return list(out.split([len(x) for x in inputs]))
+
+
 class CycleGAN(Recipe):
     name = "cycle_gan"
     loss_names = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
@@ -82,12 +91,11 @@ class CycleGAN(Recipe):
         return {k: self.losses[k].detach() for k in self.loss_names}
 
     def forward(self):
-        A, B, n = self.real_A, self.real_B, len(self.real_A)
+        A, B = self.real_A, self.real_B
         identity = self.opt.lambda_identity > 0  # else idt_A, idt_B are empty and unused
-        out = self.G_A(torch.cat([A, B]) if identity else A)
-        self.fake_B, self.idt_A = out[:n], out[n:]
-        out = self.G_B(torch.cat([self.fake_B, B, A] if identity else [self.fake_B, B]))
-        self.rec_A, self.fake_A, self.idt_B = out[:n], out[n:2 * n], out[2 * n:]
+        self.fake_B, self.idt_A = call_together(self.G_A, [A, B] if identity else [A, A[:0]])
+        self.rec_A, self.fake_A, self.idt_B = call_together(self.G_B, [self.fake_B, B, A] if identity
+                                                            else [self.fake_B, B, B[:0]])
         self.rec_B = self.G_A(self.fake_A)
 
     def backward_G(self):
@@ -109,8 +117,8 @@ class CycleGAN(Recipe):
     def backward_D_basic(self, net_D, real, fake):
         """(GAN(D(real), real) + GAN(D(fake), fake)) / 2, back-propagated; returns the loss."""
         with self.precision.autocast():
-            prediction = net_D(torch.cat([real, fake]))
-            loss = (self.gan_loss(prediction[:len(real)], True) + self.gan_loss(prediction[len(real):], False)) * 0.5
+            on_real, on_fake = call_together(net_D, [real, fake])
+            loss = (self.gan_loss(on_real, True) + self.gan_loss(on_fake, False)) * 0.5
         self.precision.backward(loss)
         return loss
 

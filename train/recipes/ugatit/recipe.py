@@ -19,22 +19,23 @@ then falls linearly per iteration to 0 at the end of --n_epochs_decay epochs (U-
 the second half of its iterations).
 """
 import math
-
+import sys
 
 import models
 from models.errors import CheckpointError, MissingFileError
 from models.registry import generator_config, unwrap
-from models.ugatit_discriminator import min_input_size
+from models.ugatit_discriminator import MIN_N_LAYERS, deepest_fitting, min_input_size
 from models.ugatit_params import OUR_NAMES, load_ugatit_params_into
 
 from ...options.checks import OptionError
-from ..base import Recipe
+from ..base import LossPanel, Recipe
 from .heatmap import heatmap_image
 from .losses import DISCRIMINATORS, LossWeights, discriminator_losses, generator_losses, translate_all
 from .optim import BETA2, clip_rho_, make_step_scheduler
 
 GENERATOR_ARCHS = ("ugatit", "ugatit_light")
 LOSS_WEIGHT_OPTIONS = ("adv_weight", "cycle_weight", "identity_weight", "cam_weight", "weight_decay")
+DEPTH_OPTIONS = ("n_layers_global", "n_layers_local")
 
 
 class UGATIT(Recipe):
@@ -46,6 +47,17 @@ class UGATIT(Recipe):
         *(f"G_{term}_loss_{x}" for x in "AB" for term in ("recon", "identity", "cam")),
         "G_loss_A", "G_loss_B", "Generator_loss",
     )
+    # The weighted totals (the generators' ~1000x the terms with --cam_weight 1000) get panels of
+    # their own, so they do not flatten the terms they sum.
+    loss_panels = (
+        LossPanel("discriminators: patch and CAM terms", tuple(n for n in loss_names if n.startswith("D_ad"))),
+        LossPanel("generators: adversarial terms", tuple(n for n in loss_names if n.startswith("G_ad"))),
+        LossPanel("generators: cycle, identity and CAM terms",
+                  tuple(n for n in loss_names if n.startswith(("G_recon", "G_identity", "G_cam")))),
+        LossPanel("discriminators: weighted totals", ("D_loss_A", "D_loss_B", "Discriminator_loss")),
+        LossPanel("generators: weighted totals", ("G_loss_A", "G_loss_B", "Generator_loss")),
+    )
+    progress_losses = ("Discriminator_loss", "Generator_loss")
     # U-GAT-IT's defaults: --lr 0.0001, --ch 64, --n_res 4, --img_size 256 (loaded at 256 + 30).
     option_defaults = {"netG": "ugatit", "lr": 1e-4, "ngf": 64, "ndf": 64, "n_blocks": 4,
                        "crop_size": 256, "load_size": 286}
@@ -74,6 +86,24 @@ class UGATIT(Recipe):
     def derive_options(cls, opt):
         if opt.light and opt.netG in GENERATOR_ARCHS:
             opt.netG = "ugatit_light"
+        cls.fit_discriminator_depths(opt)
+
+    @staticmethod
+    def fit_discriminator_depths(opt):
+        """A discriminator depth not given on the command line that is too deep for --crop_size
+        becomes the deepest that fits, said in one line (a given one is refused instead)."""
+        fitting = deepest_fitting(opt.crop_size)
+        explicit = set(getattr(opt, "_explicit", ()))
+        lowered = [o for o in DEPTH_OPTIONS if o not in explicit and fitting is not None and getattr(opt, o) > fitting]
+        if not lowered:
+            return
+        was = ", ".join(f"--{o} {getattr(opt, o)}" for o in lowered)
+        for option in lowered:
+            setattr(opt, option, fitting)
+        now = " ".join(f"--{o} {fitting}" for o in lowered)
+        print(f"note: --crop_size {opt.crop_size} is too small for the default {was} (depth n needs "
+              f"3 * 2 ** (n - 2) pixels); using {now}, the deepest that fits "
+              f"(pass {' / '.join('--' + o for o in lowered)} to choose)", file=sys.stderr)
 
     @classmethod
     def validate_options(cls, opt):
@@ -90,13 +120,16 @@ class UGATIT(Recipe):
             value = getattr(opt, option)
             if not math.isfinite(value) or value < 0:
                 raise OptionError(f"--{option} must be a finite number >= 0, got {value}")
-        for option in ("n_layers_global", "n_layers_local"):
+        for option in DEPTH_OPTIONS:
             depth = getattr(opt, option)
-            if depth < 3:
-                raise OptionError(f"--{option} must be >= 3, got {depth}")
+            if depth < MIN_N_LAYERS:
+                raise OptionError(f"--{option} must be >= {MIN_N_LAYERS}, got {depth}")
             if opt.crop_size < min_input_size(depth):
+                fitting = deepest_fitting(opt.crop_size)
+                fix = (f"pass --{option} {fitting} (the deepest that fits) or a larger --crop_size" if fitting
+                       else f"no depth fits: --crop_size must be >= {min_input_size(MIN_N_LAYERS)}")
                 raise OptionError(f"--{option} {depth} needs --crop_size >= {min_input_size(depth)} "
-                                  f"(3 * 2 ** (n_layers - 2)), got {opt.crop_size}")
+                                  f"(3 * 2 ** (n_layers - 2)), got {opt.crop_size}; {fix}")
 
     def __init__(self, opt, context):
         super().__init__(opt, context)
