@@ -16,16 +16,7 @@ def init_normal_(net: nn.Module, std: float = 0.02) -> nn.Module:
     Normalization parameters (AdaLIN/LIN rho, gamma, beta) keep their constructor values,
     as they do in the official code and in U-GAT-IT.
     """
-    for module in net.modules():
-        if isinstance(module, _INITIALISED):
-            nn.init.normal_(module.weight, 0.0, std)
-        elif isinstance(module, _AFFINE_NORMS) and module.weight is not None:
-            nn.init.normal_(module.weight, 1.0, std)
-        else:
-            continue
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    return net
+    return _initialise(net, WEIGHT_INITS["normal"], std)
 
 
 WEIGHT_INITS = {  # init_type -> how the official init_weights draws a conv / linear weight
@@ -44,11 +35,13 @@ def init_weights_(net: nn.Module, init_type: str = "normal", gain: float = 0.02)
     weights ~ N(1, gain), biases 0. init_type 'normal' is init_normal_."""
     if init_type not in WEIGHT_INITS:
         raise ValueError(f"init_type must be one of {INIT_TYPES}, got {init_type!r}")
-    if init_type == "normal":
-        return init_normal_(net, gain)
+    return _initialise(net, WEIGHT_INITS[init_type], gain)
+
+
+def _initialise(net, draw_weight, gain):
     for module in net.modules():
         if isinstance(module, _INITIALISED):
-            WEIGHT_INITS[init_type](module.weight, gain)
+            draw_weight(module.weight, gain)
         elif isinstance(module, _AFFINE_NORMS) and module.weight is not None:
             nn.init.normal_(module.weight, 1.0, gain)
         else:
